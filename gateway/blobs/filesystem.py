@@ -1,0 +1,151 @@
+"""Blob storage in a local directory: ``objects/ab/<sha256>`` plus ``tmp/`` for uploads in flight.
+
+A put writes to a temporary file, hashes while writing, checks the length, fsyncs, then renames
+into place, so a crash never leaves a partial object where a reader can see it. File I/O runs in
+worker threads so the event loop never blocks on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+
+from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob
+
+READ_CHUNK = 256 * 1024
+WRITE_BUFFER = 1024 * 1024
+TEMP_SUFFIX = ".part"
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise BlobError(f"not a blob key: {key!r}")
+        return self.objects / key[:2] / key
+
+    async def put(self, chunks: AsyncIterable[bytes], *, expected_size: int | None) -> BlobInfo:
+        temp = self.tmp / f"{secrets.token_hex(16)}{TEMP_SUFFIX}"
+        digest = hashlib.sha256()
+        size = 0
+        fh = await asyncio.to_thread(open, temp, "wb")
+        try:
+            buffer = bytearray()
+            async for chunk in chunks:
+                size += len(chunk)
+                if expected_size is not None and size > expected_size:
+                    raise IncompleteBlob(expected_size, size)
+                digest.update(chunk)
+                buffer += chunk
+                if len(buffer) >= WRITE_BUFFER:
+                    await asyncio.to_thread(fh.write, bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                await asyncio.to_thread(fh.write, bytes(buffer))
+            if expected_size is not None and size != expected_size:
+                raise IncompleteBlob(expected_size, size)
+            await asyncio.to_thread(_flush_and_sync, fh)
+            fh.close()
+            key = digest.hexdigest()
+            await asyncio.to_thread(self._publish, temp, self.path_for(key))
+            return BlobInfo(key=key, size=size)
+        except BaseException:
+            fh.close()
+            temp.unlink(missing_ok=True)
+            raise
+
+    def _publish(self, temp: Path, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            temp.unlink(missing_ok=True)  # identical bytes are already stored
+            return
+        os.replace(temp, final)
+        _sync_directory(final.parent)
+
+    async def stat(self, key: str) -> BlobInfo | None:
+        try:
+            st = await asyncio.to_thread(os.stat, self.path_for(key))
+        except FileNotFoundError:
+            return None
+        return BlobInfo(key=key, size=st.st_size)
+
+    async def open_range(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        path = self.path_for(key)
+        try:
+            fh = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError as exc:
+            raise BlobError(f"blob {key} is missing") from exc
+        try:
+            await asyncio.to_thread(fh.seek, start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await asyncio.to_thread(fh.read, want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            fh.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
+
+    async def keys(self) -> AsyncIterator[str]:
+        names = await asyncio.to_thread(_list_objects, self.objects)
+        for name in names:
+            yield name
+
+    async def sweep_temporary(self, older_than_seconds: float) -> int:
+        return await asyncio.to_thread(_sweep, self.tmp, time.time() - older_than_seconds)
+
+    async def check_writable(self) -> None:
+        probe = self.tmp / f"probe-{secrets.token_hex(4)}"
+        try:
+            await asyncio.to_thread(probe.write_bytes, b"ok")
+            await asyncio.to_thread(probe.unlink)
+        except OSError as exc:
+            raise BlobError(f"blob directory {self.root} is not writable: {exc}") from exc
+
+
+def _flush_and_sync(fh: object) -> None:
+    fh.flush()  # type: ignore[attr-defined]
+    os.fsync(fh.fileno())  # type: ignore[attr-defined]
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _list_objects(objects: Path) -> list[str]:
+    return sorted(p.name for p in objects.glob("??/*") if len(p.name) == 64)
+
+
+def _sweep(tmp: Path, cutoff: float) -> int:
+    removed = 0
+    for path in tmp.iterdir():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

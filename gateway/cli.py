@@ -1,0 +1,278 @@
+"""The ``gateway`` command: serve, sandbox, migrate, check-config, teams and keys.
+
+Flags fill the same ``Settings`` the config file and environment do. Commands that manage
+teams and keys talk to the database directly, so they work without a running server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import GatewayError
+from gateway.settings import Settings, SettingsError, describe, load_settings
+from gateway.store.base import Store, open_store
+
+DEMO_TEAM = "demo"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args))
+        result: int = args.handler(args, settings)
+        return result
+    except (SettingsError, GatewayError, ValueError) as exc:
+        message = exc.message if isinstance(exc, GatewayError) else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML file (default ./config.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+
+    sandbox = sub.add_parser("sandbox", help="run the fake AIHubMix upstream on its own")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.set_defaults(handler=_sandbox)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
+    sub.add_parser("check-config", help="validate and print the settings").set_defaults(
+        handler=_check_config
+    )
+
+    teams = sub.add_parser("teams", help="manage teams").add_subparsers(
+        dest="action", required=True
+    )
+    create_team = teams.add_parser("create", help="create a team")
+    create_team.add_argument("name")
+    create_team.set_defaults(handler=_run(_teams_create))
+    teams.add_parser("list", help="list teams").set_defaults(handler=_run(_teams_list))
+
+    keys = sub.add_parser("keys", help="manage gateway keys").add_subparsers(
+        dest="action", required=True
+    )
+    create_key = keys.add_parser("create", help="create a key; prints the plaintext key once")
+    create_key.add_argument("--team", required=True)
+    create_key.add_argument("--name", default="")
+    create_key.set_defaults(handler=_run(_keys_create))
+    list_keys = keys.add_parser("list", help="list keys (never the plaintext)")
+    list_keys.add_argument("--team")
+    list_keys.set_defaults(handler=_run(_keys_list))
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_run(_keys_revoke))
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    server: dict[str, Any] = {}
+    if args.command == "serve":
+        if args.host:
+            server["host"] = args.host
+        if args.port is not None:
+            server["port"] = args.port
+    return {"server": server} if server else {}
+
+
+def _run(
+    action: Callable[[argparse.Namespace, Settings, Store], Awaitable[int]],
+) -> Callable[[argparse.Namespace, Settings], int]:
+    """Wrap an async command that needs a migrated store."""
+
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        async def go() -> int:
+            store = await open_store(settings.database.url)
+            try:
+                await store.migrate()
+                return await action(args, settings, store)
+            finally:
+                await store.close()
+
+        return asyncio.run(go())
+
+    return handler
+
+
+def _key_service(store: Store) -> Any:
+    from gateway.services.keys import KeyService
+
+    return KeyService(store, cache_seconds=0)
+
+
+async def _teams_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    team = await _key_service(store).create_team(args.name)
+    print(f"created team {team.name} ({team.id})")
+    return 0
+
+
+async def _teams_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    for team in await store.list_teams():
+        print(f"{team.id}\t{team.name}")
+    return 0
+
+
+async def _keys_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    key, plaintext = await _key_service(store).create_key(args.team, args.name)
+    print(f"created key {key.id} for team {args.team}; shown once, store it now", file=sys.stderr)
+    print(plaintext)
+    return 0
+
+
+async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    team_id = None
+    if args.team:
+        team = await store.team_by_name(args.team)
+        if team is None:
+            print(f"error: no team named {args.team!r}", file=sys.stderr)
+            return 2
+        team_id = team.id
+    teams = {t.id: t.name for t in await store.list_teams()}
+    print("id\tteam\tname\tprefix\tstatus")
+    for key in await store.list_keys(team_id):
+        status = "active" if key.active else "revoked"
+        print(
+            f"{key.id}\t{teams.get(key.team_id, key.team_id)}\t{key.name}\t{key.prefix}...\t{status}"
+        )
+    return 0
+
+
+async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    await _key_service(store).revoke_key(args.key_id)
+    print(f"revoked key {args.key_id}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> int:
+        store = await open_store(settings.database.url)
+        try:
+            version = await store.migrate()
+        finally:
+            await store.close()
+        print(f"database schema at version {version}")
+        return 0
+
+    return asyncio.run(go())
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(describe(settings), indent=2))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.sandbox.app import create_sandbox_app
+    from gateway.sandbox.config import SandboxConfig
+
+    config = SandboxConfig(
+        queue_seconds=settings.sandbox.queue_seconds,
+        run_seconds=settings.sandbox.run_seconds,
+        video_bytes=settings.sandbox.video_bytes,
+        link_ttl_seconds=settings.sandbox.link_ttl_seconds,
+    )
+    print(f"sandbox upstream (fake AIHubMix) on http://{args.host}:{args.port}", file=sys.stderr)
+    uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.logs import configure_logging
+
+    configure_logging(settings.log.level, settings.log.format)
+    if settings.use_sandbox:
+        key = asyncio.run(_demo_key(settings))
+        _print_banner(settings, key)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        access_log=False,
+        http="httptools",
+        loop="uvloop",
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def demo_key_path(settings: Settings) -> Path:
+    """Where the sandbox demo key is kept: beside the SQLite file, or in ./data."""
+    url = settings.database.url
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        return Path(url.removeprefix("sqlite:///")).parent / "demo-key"
+    return Path("data") / "demo-key"
+
+
+async def _demo_key(settings: Settings) -> str:
+    """The demo key for sandbox mode: made once, then reused while it stays valid."""
+    from gateway.domain.api_keys import hash_key
+
+    path = demo_key_path(settings)
+    store = await open_store(settings.database.url)
+    try:
+        await store.migrate()
+        if path.exists():
+            existing = path.read_text().strip()
+            found = await store.key_by_hash(hash_key(existing))
+            if found is not None and found.active:
+                return existing
+        service = _key_service(store)
+        if await store.team_by_name(DEMO_TEAM) is None:
+            await service.create_team(DEMO_TEAM)
+        _, plaintext = await service.create_key(DEMO_TEAM, "demo (sandbox)")
+    finally:
+        await store.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(plaintext + "\n")
+    result: str = plaintext
+    return result
+
+
+def _print_banner(settings: Settings, key: str) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    bar = "=" * 78
+    print(
+        f"""{bar}
+ SANDBOX MODE - no AIHUBMIX_API_KEY is set. Videos come from the built-in fake
+ upstream; nothing is sent to AIHubMix and nothing is billed.
+{bar}
+ Gateway:   {base}/v1
+ Demo key:  {key}   (team "{DEMO_TEAM}", kept in {demo_key_path(settings)})
+
+ curl:
+   curl -s {base}/v1/videos -H "Authorization: Bearer {key}" \\
+     -H "Content-Type: application/json" \\
+     -d '{{"model": "doubao-seedance-2-0-fast-260128", "prompt": "A paper boat on a rainy street", "duration": 5, "seed": 42}}'
+
+ Python (openai SDK):
+   from openai import OpenAI
+   client = OpenAI(base_url="{base}/v1", api_key="{key}")
+   video = client.videos.create_and_poll(model="doubao-seedance-2-0-fast-260128",
+                                         prompt="A paper boat on a rainy street", seconds="5")
+   client.videos.download_content(video.id).write_to_file("boat.mp4")
+{bar}""",
+        flush=True,
+    )

@@ -1,0 +1,90 @@
+"""The one canonical, normalized video request every later step works from.
+
+``requests.parse_video_request`` builds it from a decoded body; pricing, cache keys, the upstream
+body and storage all read this object, never the raw JSON. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MediaType = Literal["image_url", "video_url", "audio_url"]
+Role = Literal["first_frame", "last_frame", "reference_image", "reference_video", "reference_audio"]
+
+ROLE_MEDIA: Mapping[str, str] = {
+    "first_frame": "image_url",
+    "last_frame": "image_url",
+    "reference_image": "image_url",
+    "reference_video": "video_url",
+    "reference_audio": "audio_url",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ContentItem:
+    """One reference media item, in the order the client gave it."""
+
+    type: MediaType
+    url: str
+    role: Role
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, self.type: {"url": self.url}, "role": self.role}
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """A validated request with every default filled and every OpenAI alias resolved."""
+
+    model: str
+    prompt: str
+    content: tuple[ContentItem, ...] = ()
+    ratio: str = "16:9"
+    resolution: str = "720p"
+    duration: int = 5
+    generate_audio: bool = False
+    return_last_frame: bool = False
+    watermark: bool = False
+    seed: int | None = None
+
+    @property
+    def has_reference_video(self) -> bool:
+        return any(item.type == "video_url" for item in self.content)
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical JSON form: stored with the job and sent upstream as the body."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "content": [item.to_json() for item in self.content],
+            "ratio": self.ratio,
+            "resolution": self.resolution,
+            "duration": self.duration,
+            "generate_audio": self.generate_audio,
+            "return_last_frame": self.return_last_frame,
+            "watermark": self.watermark,
+        }
+        if self.seed is not None:
+            body["seed"] = self.seed
+        return body
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VideoRequest:
+        """Rebuild from ``to_json`` output (trusted: it was validated before it was stored)."""
+        return cls(
+            model=data["model"],
+            prompt=data["prompt"],
+            content=tuple(
+                ContentItem(type=item["type"], url=item[item["type"]]["url"], role=item["role"])
+                for item in data.get("content", ())
+            ),
+            ratio=data["ratio"],
+            resolution=data["resolution"],
+            duration=int(data["duration"]),
+            generate_audio=bool(data["generate_audio"]),
+            return_last_frame=bool(data["return_last_frame"]),
+            watermark=bool(data["watermark"]),
+            seed=data.get("seed"),
+        )

@@ -1,0 +1,136 @@
+"""Every error the gateway can answer with, as one tree rendered into one OpenAI error envelope.
+
+Each class fixes the HTTP status, the OpenAI ``type`` and a default ``code``; instances add the
+message and, for request errors, the ``param`` that names the exact offending field.
+This module imports nothing from the web framework; ``web/rendering.py`` turns these into JSON.
+
+    GatewayError                      500 server_error / internal_error
+    ├── InvalidRequest                400 invalid_request_error / invalid_value (param names the field)
+    │   └── UnsupportedFeature        400 invalid_request_error / unsupported_feature
+    ├── AuthenticationFailed          401 invalid_request_error / invalid_api_key
+    ├── AdminAuthenticationFailed     401 invalid_request_error / invalid_admin_token
+    ├── NotFound                      404 invalid_request_error / not_found
+    ├── Conflict                      409 invalid_request_error / conflict
+    ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
+    ├── UnsupportedMediaType          415 invalid_request_error / unsupported_media_type
+    ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
+    ├── ServiceUnavailable            503 server_error / service_unavailable
+    └── UpstreamError                 502 upstream_error / upstream_error
+        ├── UpstreamAuthError         502 upstream_error / upstream_auth_error
+        ├── UpstreamQuotaError        502 upstream_error / upstream_quota_error
+        └── UpstreamTimeout           504 upstream_error / upstream_timeout
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway renders; carries everything the envelope needs."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+        self.retry_after = retry_after
+
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        """The OpenAI error body: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    default_code = "invalid_value"
+
+
+class UnsupportedFeature(InvalidRequest):
+    default_code = "unsupported_feature"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class AdminAuthenticationFailed(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    default_code = "invalid_admin_token"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    default_code = "unsupported_media_type"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    default_code = "service_unavailable"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "upstream_error"
+    default_code = "upstream_error"
+
+
+class UpstreamAuthError(UpstreamError):
+    default_code = "upstream_auth_error"
+
+
+class UpstreamQuotaError(UpstreamError):
+    default_code = "upstream_quota_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_code = "upstream_timeout"

@@ -1,0 +1,252 @@
+"""One frozen ``Settings``: built-in defaults, then a TOML file, then ``GATEWAY_<SECTION>__<KEY>``.
+
+Secrets (``AIHUBMIX_API_KEY``, ``GATEWAY_ADMIN_TOKEN``) come only from the environment and are
+never printed (their ``repr`` is masked). This is the only module that reads the environment;
+everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GATEWAY_"
+DEFAULT_CONFIG_FILE = Path("config.toml")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+class Secret(str):
+    """A string whose ``repr`` never shows the value (safe in logs and tracebacks)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('****')" if self else "Secret('')"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Largest request body accepted on POST /v1/videos (bytes); data: URLs make bodies large.
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Public base URL used in links the gateway hands out (empty = derived from the request).
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///./data/gateway.db"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    url: str = "file://./data/blobs"
+    # Days a finished video is kept; 0 keeps it forever.
+    retention_days: int = 0
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    base_url: str = "https://aihubmix.com"
+    # Use the built-in sandbox even when an AIHubMix key is set.
+    sandbox: bool = False
+    connect_timeout: float = 5.0
+    timeout: float = 30.0
+    max_connections: int = 100
+    # Attempts for idempotent calls (GET, DELETE); POST is retried only on connect errors.
+    retries: int = 3
+    backoff_base: float = 0.2
+    backoff_max: float = 5.0
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    # Reject fields the gateway does not know (a misspelt "resoluton" must not cost money).
+    reject_unknown_fields: bool = True
+    # Extra model names: alias -> model id, e.g. {"seedance-fast" = "doubao-seedance-2-0-fast-260128"}.
+    model_aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    # GET /v1/videos/{id} refreshes an unfinished job from upstream when older than this.
+    refresh_after_seconds: float = 3.0
+    # Value of the openai-poll-after-ms header sent while a job runs.
+    poll_after_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    # Port of the in-process sandbox when it starts with `gateway serve` (0 = any free port).
+    port: int = 0
+    queue_seconds: float = 1.0
+    run_seconds: float = 4.0
+    video_bytes: int = 256 * 1024
+    link_ttl_seconds: float = 86400.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    requests: RequestSettings = field(default_factory=RequestSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    aihubmix_api_key: Secret = Secret("")  # noqa: RUF009 (immutable)
+    admin_token: Secret = Secret("")  # noqa: RUF009 (immutable)
+
+    @property
+    def use_sandbox(self) -> bool:
+        """True when requests go to the built-in sandbox instead of AIHubMix."""
+        return self.upstream.sandbox or not self.aihubmix_api_key
+
+
+SECTIONS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)
+)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Defaults <- TOML file <- environment <- ``overrides`` (CLI flags), validated and frozen.
+
+    Without ``config_file``, ``./config.toml`` is read when it exists.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    path = config_file if config_file is not None else DEFAULT_CONFIG_FILE
+    if config_file is not None or path.exists():
+        _merge(data, _read_toml(path), source=str(path))
+    _merge(data, _from_environment(env), source="environment")
+    if overrides:
+        _merge(data, {k: dict(v) for k, v in overrides.items()}, source="command line")
+    sections = {name: _build_section(name, values) for name, values in data.items()}
+    return Settings(
+        **sections,
+        aihubmix_api_key=Secret(env.get("AIHUBMIX_API_KEY", "")),
+        admin_token=Secret(env.get("GATEWAY_ADMIN_TOKEN", "")),
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise SettingsError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _from_environment(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    return out
+
+
+def _merge(data: dict[str, dict[str, Any]], new: Mapping[str, Any], *, source: str) -> None:
+    for section, values in new.items():
+        if section not in data:
+            raise SettingsError(f"unknown settings section [{section}] in {source}")
+        if not isinstance(values, Mapping):
+            raise SettingsError(f"[{section}] in {source} must be a table")
+        data[section].update(values)
+
+
+def _section_class(name: str) -> type[Any]:
+    hints = typing.get_type_hints(Settings)
+    cls = hints[name]
+    assert isinstance(cls, type)
+    return cls
+
+
+def _build_section(name: str, values: Mapping[str, Any]) -> Any:
+    cls = _section_class(name)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {name}.{key}; known: {', '.join(sorted(known))}")
+        kwargs[key] = _coerce(f"{name}.{key}", hints[key], raw)
+    return cls(**kwargs)
+
+
+def _coerce(where: str, hint: Any, raw: Any) -> Any:
+    """Turn a TOML value or an environment string into the declared type, or explain why not."""
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.lower() in {"true", "1", "yes", "on"}:
+                return True
+            if isinstance(raw, str) and raw.lower() in {"false", "0", "no", "off"}:
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if hint is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            return float(raw)
+        if hint is str:
+            if not isinstance(raw, str):
+                raise ValueError
+            return raw
+        if origin in (Mapping, dict) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+            ):
+                raise ValueError
+            return types.MappingProxyType(dict(value))
+    except ValueError as exc:
+        raise SettingsError(f"setting {where} has an invalid value {raw!r}") from exc
+    raise SettingsError(f"setting {where} has an unsupported type")  # pragma: no cover
+
+
+def describe(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Every setting and its value, secrets reduced to whether they are set (for check-config)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        section = getattr(settings, name)
+        out[name] = {
+            f.name: (dict(v) if isinstance(v := getattr(section, f.name), Mapping) else v)
+            for f in dataclasses.fields(section)
+        }
+    out["secrets"] = {
+        "AIHUBMIX_API_KEY": "set" if settings.aihubmix_api_key else "not set",
+        "GATEWAY_ADMIN_TOKEN": "set" if settings.admin_token else "not set",
+    }
+    return out

@@ -1,0 +1,7 @@
+"""Persistence: the ``Store`` port (``base``) and its database adapters, picked by URL scheme."""
+
+from __future__ import annotations
+
+from gateway.store.base import Store, open_store
+
+__all__ = ["Store", "open_store"]

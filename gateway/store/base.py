@@ -1,0 +1,154 @@
+"""The persistence port: records and the ``Store`` protocol every database adapter implements.
+
+Services talk only to this protocol; ``open_store(url)`` picks the adapter by URL scheme.
+Nothing here knows SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+# Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
+# ``rejected`` is one the upstream refused at submit time: neither is ever shown as such.
+JobStatus = Literal["submitting", "queued", "in_progress", "completed", "failed", "rejected"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rejected"})
+Order = Literal["asc", "desc"]
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A gateway key as stored: never the plaintext, only its hash and a display prefix."""
+
+    id: str
+    team_id: str
+    name: str
+    prefix: str
+    created_at: int
+    revoked_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One client-visible video and the upstream job behind it."""
+
+    id: str
+    team_id: str
+    key_id: str
+    model: str
+    request: Mapping[str, Any]
+    status: JobStatus
+    created_at: int
+    updated_at: int
+    progress: int = 0
+    upstream_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    completed_at: int | None = None
+    refreshed_at: float | None = None
+    upstream_video_url: str | None = None
+    upstream_last_frame_url: str | None = None
+    deleted_at: int | None = None
+
+
+# Columns a job update may change (everything but identity and ownership).
+UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
+    {
+        "status",
+        "progress",
+        "upstream_id",
+        "error_code",
+        "error_message",
+        "completed_at",
+        "refreshed_at",
+        "upstream_video_url",
+        "upstream_last_frame_url",
+        "updated_at",
+    }
+)
+
+
+class Store(Protocol):
+    """Everything the gateway keeps. Implementations must be safe for concurrent callers."""
+
+    async def migrate(self) -> int:
+        """Apply pending numbered migrations; return the schema version now in force."""
+
+    async def schema_version(self) -> int: ...
+
+    async def latest_version(self) -> int:
+        """The highest migration this code ships (``schema_version`` equals it when current)."""
+
+    async def close(self) -> None: ...
+
+    # Teams and keys
+    async def create_team(self, name: str, now: int) -> Team:
+        """Create a team; raises ``gateway.errors.Conflict`` when the name is taken."""
+
+    async def team_by_name(self, name: str) -> Team | None: ...
+
+    async def team_by_id(self, team_id: str) -> Team | None: ...
+
+    async def list_teams(self) -> list[Team]: ...
+
+    async def create_key(
+        self, *, team_id: str, name: str, key_hash: str, prefix: str, now: int
+    ) -> ApiKey: ...
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not (the caller checks ``active``)."""
+
+    async def list_keys(self, team_id: str | None = None) -> list[ApiKey]: ...
+
+    async def revoke_key(self, key_id: str, now: int) -> bool:
+        """Revoke; False when no such active key exists."""
+
+    # Jobs
+    async def insert_job(self, job: Job) -> None: ...
+
+    async def get_job(self, job_id: str, team_id: str | None = None) -> Job | None:
+        """The job, restricted to ``team_id`` when given; deleted jobs are not returned."""
+
+    async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:
+        """Apply ``changes`` (keys from ``UPDATABLE_JOB_FIELDS``); return the new row."""
+
+    async def list_jobs(
+        self, team_id: str, *, after: str | None, limit: int, order: Order
+    ) -> tuple[list[Job], bool]:
+        """A page of the team's visible jobs ordered by id, and whether more follow."""
+
+    async def delete_job(self, job_id: str, team_id: str, now: int) -> bool:
+        """Hide a job from its team (soft delete); False when it was not visible."""
+
+
+async def open_store(url: str) -> Store:
+    """Open the adapter for ``url``'s scheme (not yet migrated: call ``migrate()``)."""
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme == "sqlite":
+        # Imported here so a deployment loads only the driver its URL names.
+        from gateway.store.sqlite import SqliteStore
+
+        return await SqliteStore.open(url)
+    if sep and scheme in ("postgresql", "postgres"):
+        raise ValueError(
+            "PostgreSQL support arrives with the asyncpg adapter (gateway/store/postgres.py);"
+            " use a sqlite:// database URL for now"
+        )
+    # Only the scheme is echoed: the rest of a database URL may hold a password.
+    shown = f"{scheme}://" if sep else "(no scheme)"
+    raise ValueError(
+        f"unsupported database URL {shown}: expected"
+        " sqlite:///relative.db, sqlite:////absolute.db, sqlite://:memory: or postgresql://..."
+    )

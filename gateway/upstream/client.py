@@ -1,0 +1,399 @@
+"""The AIHubMix adapter of the upstream port: submit, poll, delete and stream Seedance jobs.
+
+Owns the wire over one injected ``httpx.AsyncClient`` (headers, retries, redirects) and
+translates every httpx failure and upstream error answer into the ``GatewayError`` tree right
+here. Answers are read by ``parsing``; waits are decided by ``retry``. The API key never leaves
+the ``Authorization`` header. Must not import ``web/``, ``services/`` or ``store/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Final, cast
+from urllib.parse import quote
+
+import httpx
+
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamQuotaError,
+    UpstreamTimeout,
+)
+from gateway.upstream.job import UpstreamJob
+from gateway.upstream.parsing import MalformedJob, error_message_from_body, parse_job
+from gateway.upstream.retry import (
+    RETRY_AFTER_CAP,
+    RETRY_AFTER_STATUSES,
+    Backoff,
+    is_retryable_error,
+    is_retryable_status,
+    parse_retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+_VIDEOS: Final = "/v1/videos"
+_JSON: Final = "application/json"
+_MEDIA: Final = "video/mp4, image/*;q=0.9, application/octet-stream;q=0.8, */*;q=0.5"
+_ERROR_BODY_LIMIT: Final = 64 * 1024
+_PATH_SAFE: Final = "-._~!$&'()*+,;=:@"  # RFC 3986 pchar: ids stay verbatim, "/" is escaped
+_QUOTA_WORDS: Final = ("insufficient", "balance", "quota", "recharge", "余额", "额度", "充值")
+_RATE_QUOTA_WORDS: Final = ("insufficient", "balance", "recharge", "余额", "充值")
+_LINK_GONE: Final = frozenset({401, 403, 404, 410})
+_SECRET_RE: Final = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
+_DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
+
+
+class UpstreamNotFound(UpstreamError):
+    """The upstream does not know the job, or a signed download link has expired."""
+
+    default_code = "upstream_job_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One kind of upstream call: how it is named in messages and whether it may be repeated."""
+
+    what: str  # "GET /v1/videos/{id}": no ids, no signed query strings
+    idempotent: bool
+    job_id: str | None = None
+
+
+class UpstreamClient:
+    """AIHubMix's ``/v1/videos`` API as four calls; the caller owns ``http`` and its base URL.
+
+    ``retries`` is the number of attempts in total. A submit is repeated only when the
+    connection was never made; polls, deletes and downloads also ride out read timeouts,
+    429 and 502/503/504 with exponential backoff (full jitter) or the upstream's
+    ``Retry-After`` (up to 60 s).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        api_key: str,
+        retries: int = 3,
+        backoff_base: float = 0.2,
+        backoff_max: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        trusted_hosts: frozenset[str] | None = None,
+    ) -> None:
+        self._http = http
+        self._api_key = api_key
+        self._attempts = max(1, retries)
+        self._backoff = Backoff(base=backoff_base, cap=backoff_max)
+        self._sleep = sleep
+        self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts or ())
+
+    def __repr__(self) -> str:
+        return f"UpstreamClient(base_url={str(self._http.base_url)!r}, retries={self._attempts})"
+
+    async def submit(
+        self, body: Mapping[str, Any], *, request_id: str | None = None
+    ) -> UpstreamJob:
+        """``POST /v1/videos`` with ``body`` as JSON; the accepted job as the upstream sees it."""
+        call = _Call(f"POST {_VIDEOS}", idempotent=False)
+        response = await self._send(
+            call, "POST", _VIDEOS, headers=self._headers(request_id), json=dict(body)
+        )
+        self._raise_for_status(response, response.content, call)
+        data = self._json_object(response, call)
+        try:
+            return parse_job(data)
+        except MalformedJob as exc:
+            detail = error_message_from_body(response.content) or str(exc)
+            raise UpstreamError(
+                f"AIHubMix accepted {call.what} but its answer carries no job id: "
+                f"{self._redact(detail)}",
+                code="upstream_bad_response",
+            ) from exc
+
+    async def poll(self, upstream_id: str, *, request_id: str | None = None) -> UpstreamJob:
+        """``GET /v1/videos/{id}``; the job keeps the id it was polled with."""
+        call = _Call(f"GET {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id)
+        response = await self._send(
+            call, "GET", _job_path(upstream_id), headers=self._headers(request_id)
+        )
+        self._raise_for_status(response, response.content, call)
+        data = self._json_object(response, call)
+        try:
+            job = parse_job(data, fallback_id=upstream_id)
+        except MalformedJob as exc:  # pragma: no cover - a fallback id is always given
+            raise UpstreamError(str(exc), code="upstream_bad_response") from exc
+        return job if job.id == upstream_id else replace(job, id=upstream_id)
+
+    async def delete(self, upstream_id: str, *, request_id: str | None = None) -> None:
+        """``DELETE /v1/videos/{id}``; a job the upstream no longer knows counts as deleted."""
+        call = _Call(f"DELETE {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id)
+        response = await self._send(
+            call, "DELETE", _job_path(upstream_id), headers=self._headers(request_id)
+        )
+        if response.status_code in (404, 410):
+            return
+        self._raise_for_status(response, response.content, call)
+
+    def open_content(
+        self,
+        upstream_id: str,
+        *,
+        url: str | None = None,
+        variant: str = "video",
+        request_id: str | None = None,
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Stream a finished job's video (or its last frame) as a checked 2xx response.
+
+        With ``url`` (a signed link from the poll) that link is fetched, with the API key only
+        when its host is the API's own or a trusted one; without it
+        ``GET /v1/videos/{id}/content`` (``?variant=`` added for anything but ``video``).
+        Redirects are followed; httpx drops the key on a cross-origin hop.
+        """
+        return self._stream_content(upstream_id, url, variant, request_id)
+
+    @asynccontextmanager
+    async def _stream_content(
+        self, upstream_id: str, url: str | None, variant: str, request_id: str | None
+    ) -> AsyncIterator[httpx.Response]:
+        target: httpx.URL | str
+        if url is None:
+            call = _Call(f"GET {_VIDEOS}/{{id}}/content", idempotent=True, job_id=upstream_id)
+            target = f"{_job_path(upstream_id)}/content"
+            if variant != "video":
+                target = f"{target}?variant={quote(variant, safe='')}"
+            headers = self._headers(request_id, accept=_MEDIA)
+        else:
+            target = self._link(url, variant)
+            call = _Call(f"GET {variant} link on {target.host}", idempotent=True, job_id=None)
+            own = self._may_receive_key(target)
+            headers = self._headers(request_id if own else None, accept=_MEDIA, with_key=own)
+        response = await self._send(
+            call, "GET", target, headers=headers, stream=True, follow_redirects=True
+        )
+        try:
+            if not response.is_success:
+                body = await _read_error_body(response)
+                self._raise_for_status(response, body, call)
+            try:
+                yield response
+            except httpx.RequestError as exc:
+                if _request_of(exc) is not response.request:
+                    raise  # the caller's own httpx traffic, not this download
+                raise self._transport_error(exc, call) from exc
+        finally:
+            await response.aclose()
+
+    # -- the wire ---------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        call: _Call,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        stream: bool = False,
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """Send with retries; the last answer whatever its status, or a translated failure."""
+        for attempt in range(self._attempts):
+            last = attempt + 1 >= self._attempts
+            request = self._http.build_request(method, url, headers=headers, json=json)
+            try:
+                response = await self._http.send(
+                    request, stream=stream, follow_redirects=follow_redirects
+                )
+            except httpx.RequestError as exc:
+                if last or not is_retryable_error(exc, idempotent=call.idempotent):
+                    raise self._transport_error(exc, call) from exc
+                await self._pause(call, attempt, type(exc).__name__, self._backoff.delay(attempt))
+                continue
+            if last or not is_retryable_status(response.status_code, idempotent=call.idempotent):
+                return response
+            delay = self._retry_delay(response, attempt)
+            await response.aclose()
+            await self._pause(call, attempt, f"HTTP {response.status_code}", delay)
+        raise AssertionError("unreachable: the last attempt always returns or raises")
+
+    async def _pause(self, call: _Call, attempt: int, reason: str, delay: float) -> None:
+        log.warning(
+            "upstream %s failed (%s), attempt %d/%d; retrying in %.2f s",
+            call.what,
+            reason,
+            attempt + 1,
+            self._attempts,
+            delay,
+            extra={"upstream_id": call.job_id},
+        )
+        await self._sleep(delay)
+
+    def _retry_delay(self, response: httpx.Response, attempt: int) -> float:
+        if response.status_code in RETRY_AFTER_STATUSES:
+            wait = parse_retry_after(response.headers, now=datetime.now(UTC))
+            if wait is not None:
+                return min(wait, RETRY_AFTER_CAP)
+        return self._backoff.delay(attempt)
+
+    def _headers(
+        self, request_id: str | None, *, accept: str = _JSON, with_key: bool = True
+    ) -> dict[str, str]:
+        headers = {"Accept": accept}
+        if with_key and self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        return headers
+
+    def _link(self, url: str, variant: str) -> httpx.URL:
+        try:
+            link = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise UpstreamError(
+                f"the upstream's {variant} link is not a valid URL", code="upstream_bad_response"
+            ) from exc
+        if link.scheme not in ("http", "https") or not link.host:
+            raise UpstreamError(
+                f"the upstream's {variant} link is not an http(s) URL",
+                code="upstream_bad_response",
+            )
+        return link
+
+    def _may_receive_key(self, url: httpx.URL) -> bool:
+        """The key goes to the API's own host or a trusted one, and never downgraded to http."""
+        base = self._http.base_url
+        if url.scheme == "http" and base.scheme != "http":
+            return False
+        return self._is_own_host(url.host)
+
+    def _is_own_host(self, host: str) -> bool:
+        host = host.lower()
+        return host == self._http.base_url.host.lower() or host in self._trusted_hosts
+
+    # -- translating answers and failures ---------------------------------------------------
+
+    def _json_object(self, response: httpx.Response, call: _Call) -> Mapping[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise UpstreamError(
+                f"AIHubMix answered {call.what} with HTTP {response.status_code} but not JSON",
+                code="upstream_bad_response",
+            ) from exc
+        if not isinstance(data, Mapping):
+            raise UpstreamError(
+                f"AIHubMix answered {call.what} with JSON that is not an object",
+                code="upstream_bad_response",
+            )
+        return data
+
+    def _raise_for_status(self, response: httpx.Response, body: bytes, call: _Call) -> None:
+        if response.is_success:
+            return
+        content_type = response.headers.get("content-type", "")
+        detail = self._redact(error_message_from_body(body, content_type) or "")
+        log.warning(
+            "upstream %s answered HTTP %d: %s",
+            call.what,
+            response.status_code,
+            detail or "(no message)",
+            extra={"upstream_id": call.job_id},
+        )
+        raise self._status_error(response, detail, call)
+
+    def _status_error(self, response: httpx.Response, detail: str, call: _Call) -> GatewayError:
+        status = response.status_code
+        said = f": {detail}" if detail else ""
+        lowered = detail.lower()
+        if status in _LINK_GONE and not self._is_own_host(response.url.host):
+            return UpstreamNotFound(
+                f"the upstream's signed download link was refused with HTTP {status}; "
+                "it has probably expired",
+                code="upstream_content_expired",
+            )
+        if status == 401:
+            return UpstreamAuthError(
+                "the gateway's AIHubMix API key was rejected (HTTP 401); "
+                "the operator should check AIHUBMIX_API_KEY"
+            )
+        if (
+            status in (402, 403)
+            or (status == 400 and any(word in lowered for word in _QUOTA_WORDS))
+            or (status == 429 and any(word in lowered for word in _RATE_QUOTA_WORDS))
+        ):
+            return UpstreamQuotaError(
+                f"the AIHubMix account has run out of balance or quota (HTTP {status}); "
+                "the operator should recharge the AIHubMix account"
+            )
+        if status in (404, 410) and call.job_id is not None:
+            return UpstreamNotFound(f"AIHubMix does not know this job (HTTP {status}){said}")
+        if status in (400, 413, 422):
+            return InvalidRequest(
+                detail or f"AIHubMix rejected the request (HTTP {status})",
+                code="upstream_rejected",
+            )
+        if status == 429:
+            wait = parse_retry_after(response.headers, now=datetime.now(UTC))
+            wait = _DEFAULT_RATE_LIMIT_WAIT if wait is None else wait
+            return RateLimited(
+                f"AIHubMix is rate limiting the gateway (HTTP 429); retry in {wait:g} s",
+                retry_after=wait,
+            )
+        return UpstreamError(f"AIHubMix answered {call.what} with HTTP {status}{said}")
+
+    def _transport_error(self, exc: httpx.RequestError, call: _Call) -> GatewayError:
+        name = type(exc).__name__
+        text = self._redact(str(exc))[:200]
+        said = f": {text}" if text and text != name else ""
+        if isinstance(exc, httpx.TimeoutException):
+            unsure = call.what.startswith("POST") and not isinstance(exc, httpx.ConnectTimeout)
+            tail = "; the job may or may not have been created" if unsure else ""
+            return UpstreamTimeout(f"AIHubMix did not answer {call.what} in time ({name}){tail}")
+        if isinstance(exc, httpx.TransportError):
+            return UpstreamError(
+                f"could not reach AIHubMix for {call.what} ({name}){said}",
+                code="upstream_unreachable",
+            )
+        return UpstreamError(
+            f"AIHubMix sent an unreadable answer to {call.what} ({name}){said}",
+            code="upstream_bad_response",
+        )
+
+    def _redact(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return _SECRET_RE.sub("***", text)
+
+
+def _job_path(upstream_id: str) -> str:
+    if not upstream_id:
+        raise ValueError("upstream_id must not be empty")
+    return f"{_VIDEOS}/{quote(upstream_id, safe=_PATH_SAFE)}"
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    """At most 64 KiB of an error answer; a failure while reading leaves what arrived."""
+    body = bytearray()
+    with suppress(httpx.HTTPError):  # the status code already says what went wrong
+        async with aclosing(cast(AsyncGenerator[bytes, None], response.aiter_bytes())) as chunks:
+            async for chunk in chunks:
+                body += chunk
+                if len(body) >= _ERROR_BODY_LIMIT:
+                    break
+    return bytes(body[:_ERROR_BODY_LIMIT])
+
+
+def _request_of(exc: httpx.RequestError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:
+        return None

@@ -1,0 +1,33 @@
+"""What every route needs, built once by the app's lifespan and reached through ``context()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from gateway.domain.catalog import Catalog
+from gateway.services.keys import KeyService, Principal
+from gateway.services.videos import VideoService
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    keys: KeyService
+    videos: VideoService
+
+
+def context(request: Request) -> AppContext:
+    ctx = request.app.state.context
+    assert isinstance(ctx, AppContext)
+    return ctx
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller's principal from the ``Authorization`` header (401 otherwise)."""
+    return await context(request).keys.authenticate(request.headers.get("authorization"))

@@ -1,0 +1,31 @@
+"""Operational endpoints that need no key: liveness and readiness."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.web.context import context
+from gateway.web.rendering import JSONResponse
+
+
+async def healthz(request: Request) -> Response:
+    """The process is alive and serving."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The database answers and its schema is current; 503 naming the failing check otherwise."""
+    store = context(request).store
+    checks: dict[str, str] = {}
+    try:
+        current, latest = await store.schema_version(), await store.latest_version()
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if current == latest else f"at {current}, need {latest}"
+    except Exception as exc:  # any failure means not ready; say which check
+        checks["database"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

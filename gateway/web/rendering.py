@@ -1,0 +1,88 @@
+"""Turning gateway values into HTTP responses: the one JSON encoder, the one error renderer and
+the OpenAI Video object.
+
+The only place that knows the wire shape of a Video; routes call these and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from gateway.domain.catalog import size_for
+from gateway.errors import GatewayError
+from gateway.store.base import Job
+
+# Internal job states -> the four statuses OpenAI clients understand (the SDK's poll() returns
+# early on anything else).
+PUBLIC_STATUS: Mapping[str, str] = {
+    "submitting": "queued",
+    "queued": "queued",
+    "in_progress": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+    "rejected": "failed",
+}
+
+
+class JSONResponse(Response):
+    """A JSON response encoded with orjson (several times faster than the standard library)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(error: GatewayError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The OpenAI error envelope for ``error``, with ``Retry-After`` when it has one."""
+    out = dict(headers or {})
+    if error.retry_after is not None:
+        out["Retry-After"] = str(max(1, round(error.retry_after)))
+    return JSONResponse(error.envelope(), status_code=error.status, headers=out)
+
+
+def render_video(job: Job) -> dict[str, Any]:
+    """The OpenAI Video object for ``job`` plus the Seedance extras, every field always present."""
+    request = job.request
+    error = (
+        {"code": job.error_code or "failed", "message": job.error_message or "The job failed."}
+        if PUBLIC_STATUS[job.status] == "failed"
+        else None
+    )
+    return {
+        "id": job.id,
+        "object": "video",
+        "model": job.model,
+        "status": PUBLIC_STATUS[job.status],
+        "progress": 100 if job.status == "completed" else min(job.progress, 99),
+        "created_at": job.created_at,
+        "completed_at": job.completed_at,
+        "expires_at": None,
+        "prompt": request.get("prompt"),
+        "size": size_for(request["ratio"], request["resolution"]),
+        "seconds": str(request["duration"]),
+        "remixed_from_video_id": None,
+        "error": error,
+        "ratio": request["ratio"],
+        "resolution": request["resolution"],
+        "duration": request["duration"],
+        "seed": request.get("seed"),
+        "generate_audio": request["generate_audio"],
+        "return_last_frame": request["return_last_frame"],
+        "watermark": request["watermark"],
+    }
+
+
+def render_video_list(jobs: list[Job], has_more: bool) -> dict[str, Any]:
+    """An OpenAI cursor page: ``{object: list, data, first_id, last_id, has_more}``."""
+    return {
+        "object": "list",
+        "data": [render_video(job) for job in jobs],
+        "first_id": jobs[0].id if jobs else None,
+        "last_id": jobs[-1].id if jobs else None,
+        "has_more": has_more,
+    }

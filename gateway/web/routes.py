@@ -1,0 +1,79 @@
+"""The route table and the exception handlers that turn every error into one OpenAI envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+)
+from gateway.web import admin, ops, videos
+from gateway.web.rendering import error_response
+
+log = logging.getLogger("gateway.web")
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/videos", videos.create_video, methods=["POST"]),
+    Route("/v1/videos", videos.list_videos, methods=["GET"]),
+    Route("/v1/videos/edits", videos.not_supported, methods=["POST"]),
+    Route("/v1/videos/extensions", videos.not_supported, methods=["POST"]),
+    Route("/v1/videos/characters", videos.not_supported, methods=["POST"]),
+    Route("/v1/videos/characters/{character_id}", videos.not_supported, methods=["GET"]),
+    Route("/v1/videos/{video_id}", videos.retrieve_video, methods=["GET"]),
+    Route("/v1/videos/{video_id}", videos.delete_video, methods=["DELETE"]),
+    Route("/v1/videos/{video_id}/content", videos.download_content, methods=["GET"]),
+    Route("/v1/videos/{video_id}/remix", videos.not_supported, methods=["POST"]),
+    Route("/admin/teams", admin.create_team, methods=["POST"]),
+    Route("/admin/teams", admin.list_teams, methods=["GET"]),
+    Route("/admin/keys", admin.create_key, methods=["POST"]),
+    Route("/admin/keys", admin.list_keys, methods=["GET"]),
+    Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
+    Route("/healthz", ops.healthz, methods=["GET"]),
+    Route("/readyz", ops.readyz, methods=["GET"]),
+]
+
+
+async def handle_gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (unknown route, wrong method) in the OpenAI envelope."""
+    assert isinstance(exc, HTTPException)
+    error: GatewayError
+    if exc.status_code == 404:
+        error = NotFound(f"Unknown path {request.url.path}.", code="unknown_url")
+    elif exc.status_code == 405:
+        error = InvalidRequest(
+            f"Method {request.method} is not allowed on {request.url.path}.",
+            code="method_not_allowed",
+        )
+        response = error_response(error)
+        response.status_code = 405
+        return response
+    else:
+        error = InvalidRequest(str(exc.detail), code="http_error")
+        response = error_response(error)
+        response.status_code = exc.status_code
+        return response
+    return error_response(error)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return error_response(GatewayError("The gateway hit an internal error."))
+
+
+EXCEPTION_HANDLERS = {
+    GatewayError: handle_gateway_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

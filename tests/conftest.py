@@ -1,0 +1,130 @@
+"""Shared fixtures: a real sandbox upstream and a real gateway, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from gateway.app import create_app
+from gateway.sandbox.app import create_sandbox_app
+from gateway.sandbox.config import SandboxConfig
+from gateway.settings import Settings, load_settings
+from tests.servers import ServerThread
+
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
+FAST_MODEL = "doubao-seedance-2-0-fast-260128"
+
+
+class SandboxHandle:
+    """The sandbox upstream and its control endpoints."""
+
+    def __init__(self, server: ServerThread) -> None:
+        self.server = server
+        self.url = server.url
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.http.get("/_sandbox/stats").raise_for_status().json()
+        return data
+
+    def fault(self, **rule: Any) -> None:
+        self.http.post("/_sandbox/faults", json=rule).raise_for_status()
+
+    def configure(self, **changes: Any) -> None:
+        self.http.post("/_sandbox/config", json=changes).raise_for_status()
+
+    def expire_links(self) -> None:
+        self.http.post("/_sandbox/expire_links").raise_for_status()
+
+    def set_job_status(self, upstream_id: str, status: str, **extra: Any) -> None:
+        self.http.post(
+            f"/_sandbox/jobs/{upstream_id}/status", json={"status": status, **extra}
+        ).raise_for_status()
+
+
+class GatewayHandle:
+    """A running gateway plus admin helpers to make teams, keys and SDK clients."""
+
+    def __init__(self, server: ServerThread, settings: Settings) -> None:
+        self.server = server
+        self.settings = settings
+        self.url = server.url
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self._teams: set[str] = set()
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def new_key(self, team: str = "team-a", name: str = "test") -> str:
+        if team not in self._teams:
+            resp = self.admin("POST", "/admin/teams", json={"name": team})
+            assert resp.status_code in (201, 409), resp.text
+            self._teams.add(team)
+        resp = self.admin("POST", "/admin/keys", json={"team": team, "name": name})
+        assert resp.status_code == 201, resp.text
+        key: str = resp.json()["key"]
+        return key
+
+    def client(self, key: str | None = None, **kwargs: Any) -> OpenAI:
+        return OpenAI(
+            base_url=f"{self.url}/v1", api_key=key or self.new_key(), max_retries=0, **kwargs
+        )
+
+
+def gateway_settings(tmp_path: Path, upstream_url: str, **sections: dict[str, Any]) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {
+        "database": {"url": f"sqlite:///{tmp_path}/gateway.db"},
+        "storage": {"url": f"file://{tmp_path}/blobs"},
+        "upstream": {"base_url": upstream_url, "sandbox": True, "backoff_base": 0.01},
+        "jobs": {"refresh_after_seconds": 0.0, "poll_after_ms": 20},
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    config = tmp_path / "config.toml"
+    config.touch()
+    return load_settings(
+        config,
+        environ={"GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN},
+        overrides=overrides,
+    )
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxHandle]:
+    app = create_sandbox_app(
+        SandboxConfig(queue_seconds=0.05, run_seconds=0.2, video_bytes=64 * 1024)
+    )
+    server = ServerThread(app, lifespan="off").start()
+    handle = SandboxHandle(server)
+    yield handle
+    handle.http.close()
+    server.stop()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, sandbox: SandboxHandle) -> Iterator[Any]:
+    started: list[GatewayHandle] = []
+
+    def start(**sections: dict[str, Any]) -> GatewayHandle:
+        settings = gateway_settings(tmp_path, sandbox.url, **sections)
+        server = ServerThread(create_app(settings)).start()
+        handle = GatewayHandle(server, settings)
+        started.append(handle)
+        return handle
+
+    yield start
+    for handle in started:
+        handle.http.close()
+        handle.server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Any) -> GatewayHandle:
+    handle: GatewayHandle = gateway_factory()
+    return handle
