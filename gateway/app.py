@@ -5,6 +5,7 @@ key is set) and closes them again. Only this module and ``cli.py`` know concrete
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,9 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from gateway.blobs.base import open_blob_store
 from gateway.domain.catalog import default_catalog
+from gateway.services.jobs import JobRunner
 from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
 from gateway.settings import Settings, UpstreamSettings
@@ -64,19 +67,27 @@ def create_app(
                 backoff_base=settings.upstream.backoff_base,
                 backoff_max=settings.upstream.backoff_max,
             )
+            blobs = open_blob_store(settings.storage.url)
+            stack.push_async_callback(blobs.close)
             catalog = default_catalog(settings.requests.model_aliases)
             app.state.context = AppContext(
                 settings=settings,
                 catalog=catalog,
                 store=store,
+                blobs=blobs,
                 keys=KeyService(store, clock=clock),
-                videos=VideoService(
+                videos=VideoService(store, upstream, blobs, settings.jobs, clock=clock),
+            )
+            if settings.jobs.runner:
+                runner = JobRunner(
                     store,
                     upstream,
-                    refresh_after_seconds=settings.jobs.refresh_after_seconds,
+                    blobs,
+                    settings.jobs,
+                    retention_days=settings.storage.retention_days,
                     clock=clock,
-                ),
-            )
+                )
+                await stack.enter_async_context(running(runner))
             yield
 
     return Starlette(
@@ -85,6 +96,18 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+@asynccontextmanager
+async def running(runner: JobRunner) -> AsyncIterator[None]:
+    """Run the job runner in the background; on exit, stop it and let it drain."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop), name="job-runner")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 async def _upstream_base_url(settings: Settings, stack: AsyncExitStack, app: Starlette) -> str:

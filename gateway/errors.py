@@ -13,6 +13,7 @@ This module imports nothing from the web framework; ``web/rendering.py`` turns t
     ├── Conflict                      409 invalid_request_error / conflict
     ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
     ├── UnsupportedMediaType          415 invalid_request_error / unsupported_media_type
+    ├── UnsatisfiableRange            416 invalid_request_error / range_not_satisfiable
     ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
     ├── ServiceUnavailable            503 server_error / service_unavailable
     └── UpstreamError                 502 upstream_error / upstream_error
@@ -103,6 +104,12 @@ class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
     default_code = "unsupported_media_type"
+
+
+class UnsatisfiableRange(GatewayError):
+    status = 416
+    type = "invalid_request_error"
+    default_code = "range_not_satisfiable"
 
 
 class RateLimited(GatewayError):

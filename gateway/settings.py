@@ -85,6 +85,30 @@ class JobSettings:
     refresh_after_seconds: float = 3.0
     # Value of the openai-poll-after-ms header sent while a job runs.
     poll_after_ms: int = 5000
+    # Run the background job runner inside `gateway serve` (false when `gateway worker` runs it).
+    runner: bool = True
+    # How long a runner owns a claimed job before another runner may take it over.
+    lease_seconds: float = 60.0
+    # How long an idle runner waits before looking for due jobs again.
+    idle_seconds: float = 0.5
+    # Upstream polls and downloads in flight at once, per runner.
+    poll_concurrency: int = 16
+    download_concurrency: int = 4
+    # Poll back-off: first delay, growing 2.5x per poll, capped at the maximum.
+    poll_min_seconds: float = 2.0
+    poll_max_seconds: float = 30.0
+    # A job unfinished this long after submission is failed with error.code "timeout".
+    deadline_seconds: float = 7200.0
+    # How long upstream download links stay valid after the job finishes (AIHubMix: 24 h).
+    link_ttl_seconds: float = 86400.0
+    # A job still "submitting" this long (the gateway died mid-submit) is failed and refunded.
+    submit_grace_seconds: float = 120.0
+    # On shutdown, how long in-flight polls and downloads may finish before they are abandoned.
+    drain_seconds: float = 20.0
+    # How often the runner sweeps crash leftovers, orphaned blobs and expired videos.
+    sweep_interval_seconds: float = 300.0
+    # Partial uploads older than this are crash leftovers and are removed by the sweep.
+    temp_max_age_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)

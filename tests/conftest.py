@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,18 @@ from tests.servers import ServerThread
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 FAST_MODEL = "doubao-seedance-2-0-fast-260128"
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
 
 
 class SandboxHandle:
@@ -37,6 +50,9 @@ class SandboxHandle:
 
     def configure(self, **changes: Any) -> None:
         self.http.post("/_sandbox/config", json=changes).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.http.delete("/_sandbox/faults").raise_for_status()
 
     def expire_links(self) -> None:
         self.http.post("/_sandbox/expire_links").raise_for_status()
@@ -82,7 +98,13 @@ def gateway_settings(tmp_path: Path, upstream_url: str, **sections: dict[str, An
         "database": {"url": f"sqlite:///{tmp_path}/gateway.db"},
         "storage": {"url": f"file://{tmp_path}/blobs"},
         "upstream": {"base_url": upstream_url, "sandbox": True, "backoff_base": 0.01},
-        "jobs": {"refresh_after_seconds": 0.0, "poll_after_ms": 20},
+        "jobs": {
+            "refresh_after_seconds": 0.0,
+            "poll_after_ms": 20,
+            "poll_min_seconds": 0.05,
+            "poll_max_seconds": 0.2,
+            "idle_seconds": 0.02,
+        },
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)

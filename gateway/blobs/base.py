@@ -55,11 +55,40 @@ class BlobStore(Protocol):
     async def check_writable(self) -> None:
         """Raise ``BlobError`` unless an object could be written now (readiness probe)."""
 
+    async def close(self) -> None:
+        """Release connections and other resources held by the adapter."""
 
-def open_blob_store(url: str) -> BlobStore:
-    """The adapter for ``url``: ``file://path`` (local directory)."""
+
+def open_blob_store(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    path_style: bool = False,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+) -> BlobStore:
+    """The adapter for ``url``: ``file://PATH`` (local directory) or ``s3://BUCKET/PREFIX``.
+
+    The keyword options configure the S3 adapter (``None`` or ``""``: botocore's default, and
+    for credentials its chain: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, roles); the
+    filesystem adapter ignores them.
+    """
     if url.startswith("file://"):
         from gateway.blobs.filesystem import FilesystemBlobStore
 
         return FilesystemBlobStore(url.removeprefix("file://"))
-    raise ValueError(f"unsupported storage.url {url!r}: use file://PATH")
+    if url.startswith("s3://"):
+        from gateway.blobs.s3 import S3BlobStore, parse_s3_url
+
+        bucket, prefix = parse_s3_url(url)
+        return S3BlobStore(
+            bucket,
+            prefix,
+            endpoint_url=endpoint_url,
+            region=region,
+            path_style=path_style,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+    raise ValueError(f"unsupported storage.url {url!r}: use file://PATH or s3://BUCKET/PREFIX")

@@ -121,6 +121,9 @@ class FilesystemBlobStore:
         except OSError as exc:
             raise BlobError(f"blob directory {self.root} is not writable: {exc}") from exc
 
+    async def close(self) -> None:
+        """Nothing to release: every file is closed when its call returns."""
+
 
 def _flush_and_sync(fh: object) -> None:
     fh.flush()  # type: ignore[attr-defined]

@@ -1,7 +1,9 @@
-"""Video use cases: create, get (refreshing a stale running job), list, delete, open content.
+"""Video use cases: create, get (refreshing a stale running job), list, delete, stored content.
 
-Works over the ports only (``Store``, ``UpstreamClient``); knows nothing of HTTP. The create path
-writes the job before calling upstream, so a crash never leaves an upstream job we do not know.
+Works over the ports only (``Store``, ``UpstreamClient``, ``BlobStore``); knows nothing of HTTP.
+The create path writes the job before calling upstream, so a crash never leaves an upstream job
+we do not know. Reads never finish a job: they may learn that it finished upstream, but storing
+the video and settling it is the job runner's work.
 """
 
 from __future__ import annotations
@@ -9,32 +11,45 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
-
+from gateway.blobs.base import BlobStore
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamError
 from gateway.ids import new_id
 from gateway.services.keys import Principal
-from gateway.store.base import TERMINAL_STATUSES, Job, Order, Store
+from gateway.settings import JobSettings
+from gateway.store.base import Asset, Job, Order, Store
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.job import UpstreamJob
 
 log = logging.getLogger("gateway.videos")
 
+# Internal job states -> the four statuses OpenAI clients understand (the SDK's poll() returns
+# early on anything else).
+PUBLIC_STATUS: dict[str, str] = {
+    "submitting": "queued",
+    "queued": "queued",
+    "in_progress": "in_progress",
+    "downloading": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+    "rejected": "failed",
+}
+
 Variant = Literal["video", "last_frame"]
 
 
 @dataclass(frozen=True, slots=True)
-class ContentStream:
-    """An open download: headers to pass on and the body as chunks."""
+class StoredContent:
+    """A stored video or last frame, ready to be read (whole or by byte range)."""
 
-    content_type: str
-    content_length: int | None
-    chunks: AsyncIterator[bytes]
+    asset: Asset
+    blobs: BlobStore
+
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.blobs.open_range(self.asset.key, start, end)
 
 
 class VideoService:
@@ -42,13 +57,15 @@ class VideoService:
         self,
         store: Store,
         upstream: UpstreamClient,
+        blobs: BlobStore,
+        settings: JobSettings,
         *,
-        refresh_after_seconds: float = 3.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._upstream = upstream
-        self._refresh_after = refresh_after_seconds
+        self._blobs = blobs
+        self._settings = settings
         self._clock = clock
 
     async def create(
@@ -65,6 +82,8 @@ class VideoService:
             status="submitting",
             created_at=int(now),
             updated_at=int(now),
+            # Should this process die before the upstream answers, the runner settles it later.
+            next_check_at=now + self._settings.submit_grace_seconds,
         )
         await self._store.insert_job(job)
         try:
@@ -85,38 +104,27 @@ class VideoService:
                 "error_code": code,
                 "error_message": message,
                 "updated_at": int(self._clock()),
+                "next_check_at": None,
             },
         )
 
     async def _record_accepted(self, job: Job, accepted: UpstreamJob) -> Job:
         """Store the upstream id. The upstream has the job now: never fail this request after it."""
-        changes = self._changes_from(accepted, job)
-        changes["upstream_id"] = accepted.id
+        now = self._clock()
+        changes: dict[str, Any] = {
+            "upstream_id": accepted.id,
+            "status": "in_progress" if accepted.status == "in_progress" else "queued",
+            "progress": min(accepted.progress, 99),
+            "refreshed_at": now,
+            "updated_at": int(now),
+            "next_check_at": now + self._settings.poll_min_seconds,
+        }
         try:
             updated = await self._store.update_job(job.id, changes)
         except Exception:
             log.exception("could not record accepted upstream job", extra={"job_id": job.id})
             updated = None
         return updated or Job(**{**_job_fields(job), **changes})
-
-    def _changes_from(self, upstream: UpstreamJob, job: Job) -> dict[str, Any]:
-        now = self._clock()
-        changes: dict[str, Any] = {
-            "status": upstream.status,
-            "progress": upstream.progress,
-            "refreshed_at": now,
-            "updated_at": int(now),
-        }
-        if upstream.video_url:
-            changes["upstream_video_url"] = upstream.video_url
-        if upstream.last_frame_url:
-            changes["upstream_last_frame_url"] = upstream.last_frame_url
-        if upstream.status == "failed":
-            changes["error_code"] = upstream.error_code or "upstream_failed"
-            changes["error_message"] = upstream.error_message or "The upstream job failed."
-        if upstream.status in ("completed", "failed") and job.completed_at is None:
-            changes["completed_at"] = int(now)
-        return changes
 
     async def get(self, principal: Principal, video_id: str) -> Job:
         """The job as the team sees it, refreshed from upstream when running and stale."""
@@ -126,11 +134,13 @@ class VideoService:
         return job
 
     def _needs_refresh(self, job: Job) -> bool:
-        if job.status in TERMINAL_STATUSES or job.upstream_id is None:
+        if job.status not in ("queued", "in_progress") or job.upstream_id is None:
             return False
-        return job.refreshed_at is None or self._clock() - job.refreshed_at >= self._refresh_after
+        age = self._clock() - (job.refreshed_at or 0.0)
+        return age >= self._settings.refresh_after_seconds
 
     async def _refresh(self, job: Job) -> Job:
+        """Learn the upstream's progress. A finished job is handed to the runner at once."""
         assert job.upstream_id is not None
         try:
             polled = await self._upstream.poll(job.upstream_id)
@@ -138,7 +148,25 @@ class VideoService:
             # A failed refresh must not fail the read: answer with what we know.
             log.warning("upstream refresh failed", extra={"job_id": job.id, "error_code": exc.code})
             return job
-        updated = await self._store.update_job(job.id, self._changes_from(polled, job))
+        now = self._clock()
+        changes: dict[str, Any] = {"refreshed_at": now, "updated_at": int(now)}
+        if polled.status == "completed":
+            changes |= {
+                "status": "downloading",
+                "progress": 99,
+                "upstream_finished_at": now,
+                "upstream_video_url": polled.video_url,
+                "upstream_last_frame_url": polled.last_frame_url,
+                "attempts": 0,
+                "next_check_at": now,
+            }
+        elif polled.status == "failed":
+            changes["next_check_at"] = now  # the runner records the failure (and refunds)
+        else:
+            changes |= {"status": polled.status, "progress": min(polled.progress, 99)}
+        updated = await self._store.update_job_if_status(
+            job.id, statuses=("queued", "in_progress"), changes=changes
+        )
         return updated or job
 
     async def list(
@@ -150,40 +178,33 @@ class VideoService:
 
     async def delete(self, principal: Principal, video_id: str) -> None:
         job = await self._visible(principal, video_id)
-        if not await self._store.delete_job(job.id, principal.team_id, int(self._clock())):
+        deletion = await self._store.delete_job(job.id, principal.team_id, int(self._clock()))
+        if deletion is None:
             raise _not_found(video_id)
+        for key in deletion.released:
+            await self._blobs.delete(key)
 
-    @asynccontextmanager
-    async def open_content(
-        self, principal: Principal, video_id: str, variant: Variant
-    ) -> AsyncIterator[ContentStream]:
-        """Stream a finished video (or its last frame) from the upstream."""
-        job = await self.get(principal, video_id)
+    async def content(self, principal: Principal, video_id: str, variant: Variant) -> StoredContent:
+        """The stored video (or last frame) of a completed job; never the upstream's copy."""
+        job = await self._visible(principal, video_id)
         if job.status != "completed":
-            shown = "failed" if job.status == "rejected" else job.status
-            shown = "queued" if shown == "submitting" else shown
             raise InvalidRequest(
-                f"Video is not ready yet, current status: {shown}.", code="video_not_ready"
+                f"Video is not ready yet, current status: {PUBLIC_STATUS[job.status]}.",
+                code="video_not_ready",
             )
-        assert job.upstream_id is not None
-        if variant == "last_frame":
-            if not (job.request.get("return_last_frame") and job.upstream_last_frame_url):
-                raise NotFound(
-                    "This video has no last frame: create it with return_last_frame=true.",
-                    param="variant",
-                    code="variant_not_found",
-                )
-            url: str | None = job.upstream_last_frame_url
-        else:
-            url = job.upstream_video_url
-        async with self._upstream.open_content(job.upstream_id, url=url, variant=variant) as resp:
-            yield ContentStream(
-                content_type=resp.headers.get(
-                    "content-type", "image/png" if variant == "last_frame" else "video/mp4"
-                ),
-                content_length=_content_length(resp),
-                chunks=resp.aiter_bytes(),
+        key = job.video_asset if variant == "video" else job.last_frame_asset
+        if variant == "last_frame" and key is None:
+            raise NotFound(
+                "This video has no last frame: create it with return_last_frame=true.",
+                param="variant",
+                code="variant_not_found",
             )
+        asset = await self._store.get_asset(key) if key is not None else None
+        if asset is None:
+            raise NotFound(
+                f"The content of video '{video_id}' is no longer stored.", code="content_gone"
+            )
+        return StoredContent(asset=asset, blobs=self._blobs)
 
     async def _visible(self, principal: Principal, video_id: str) -> Job:
         job = await self._store.get_job(video_id, principal.team_id)
@@ -194,11 +215,6 @@ class VideoService:
 
 def _not_found(video_id: str) -> NotFound:
     return NotFound(f"No video found with id '{video_id}'.", param="video_id")
-
-
-def _content_length(resp: httpx.Response) -> int | None:
-    value = resp.headers.get("content-length")
-    return int(value) if value and value.isdigit() else None
 
 
 def _job_fields(job: Job) -> dict[str, Any]:

@@ -6,13 +6,16 @@ Nothing here knows SQL.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
-# ``rejected`` is one the upstream refused at submit time: neither is ever shown as such.
-JobStatus = Literal["submitting", "queued", "in_progress", "completed", "failed", "rejected"]
+# ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
+# but not yet in our storage. None of these three is ever shown as such to clients.
+JobStatus = Literal[
+    "submitting", "queued", "in_progress", "downloading", "completed", "failed", "rejected"
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rejected"})
 Order = Literal["asc", "desc"]
 
@@ -61,6 +64,31 @@ class Job:
     upstream_video_url: str | None = None
     upstream_last_frame_url: str | None = None
     deleted_at: int | None = None
+    lease_owner: str | None = None
+    locked_until: float | None = None
+    next_check_at: float | None = None
+    attempts: int = 0
+    upstream_finished_at: float | None = None
+    video_asset: str | None = None
+    last_frame_asset: str | None = None
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """A stored object (named by its sha256) that finished jobs point at."""
+
+    key: str
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What deleting (or expiring) a job released: asset keys no job refers to any more."""
+
+    job_id: str
+    released: tuple[str, ...] = ()
 
 
 # Columns a job update may change (everything but identity and ownership).
@@ -76,6 +104,12 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
         "upstream_video_url",
         "upstream_last_frame_url",
         "updated_at",
+        "lease_owner",
+        "locked_until",
+        "next_check_at",
+        "attempts",
+        "upstream_finished_at",
+        "expires_at",
     }
 )
 
@@ -129,8 +163,49 @@ class Store(Protocol):
     ) -> tuple[list[Job], bool]:
         """A page of the team's visible jobs ordered by id, and whether more follow."""
 
-    async def delete_job(self, job_id: str, team_id: str, now: int) -> bool:
-        """Hide a job from its team (soft delete); False when it was not visible."""
+    async def delete_job(self, job_id: str, team_id: str, now: int) -> Deletion | None:
+        """Hide a job from its team (soft delete) and release its assets in one step;
+        None when it was not visible."""
+
+    # The job runner
+    async def claim_due_jobs(
+        self, *, owner: str, now: float, lease_seconds: float, limit: int
+    ) -> list[Job]:
+        """Atomically lease up to ``limit`` jobs whose ``next_check_at`` has come and whose
+        lease is free or expired; two runners never get the same job."""
+
+    async def extend_lease(self, job_id: str, *, owner: str, until: float) -> bool:
+        """Keep a lease during long work; False when ``owner`` no longer holds it."""
+
+    async def update_leased_job(
+        self, job_id: str, *, owner: str, changes: Mapping[str, Any]
+    ) -> Job | None:
+        """``update_job`` only while ``owner`` holds the lease; None when it was lost."""
+
+    async def update_job_if_status(
+        self, job_id: str, *, statuses: Collection[str], changes: Mapping[str, Any]
+    ) -> Job | None:
+        """``update_job`` only while the job is in one of ``statuses`` and not leased."""
+
+    async def complete_job(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        changes: Mapping[str, Any],
+        video: Asset | None,
+        last_frame: Asset | None,
+    ) -> Job | None:
+        """Record stored assets (one more reference each) and the job's final state in one
+        transaction, only while ``owner`` holds the lease; None when it was lost."""
+
+    async def get_asset(self, key: str) -> Asset | None: ...
+
+    async def known_assets(self, keys: Collection[str]) -> set[str]:
+        """Which of ``keys`` are referenced by an asset row (for the orphan sweep)."""
+
+    async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
+        """Soft-delete up to ``limit`` jobs whose retention has passed, releasing assets."""
 
 
 async def open_store(url: str) -> Store:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway.blobs.base import BlobStore
 from gateway.domain.catalog import Catalog
 from gateway.services.keys import KeyService, Principal
 from gateway.services.videos import VideoService
@@ -18,6 +19,7 @@ class AppContext:
     settings: Settings
     catalog: Catalog
     store: Store
+    blobs: BlobStore
     keys: KeyService
     videos: VideoService
 

@@ -15,8 +15,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers and its schema is current; 503 naming the failing check otherwise."""
-    store = context(request).store
+    """The database answers, its schema is current and the blob store takes writes; otherwise
+    503 naming the failing check."""
+    ctx = context(request)
+    store = ctx.store
     checks: dict[str, str] = {}
     try:
         current, latest = await store.schema_version(), await store.latest_version()
@@ -24,6 +26,11 @@ async def readyz(request: Request) -> Response:
         checks["migrations"] = "ok" if current == latest else f"at {current}, need {latest}"
     except Exception as exc:  # any failure means not ready; say which check
         checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await ctx.blobs.check_writable()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

@@ -14,18 +14,8 @@ from starlette.responses import Response
 
 from gateway.domain.catalog import size_for
 from gateway.errors import GatewayError
+from gateway.services.videos import PUBLIC_STATUS
 from gateway.store.base import Job
-
-# Internal job states -> the four statuses OpenAI clients understand (the SDK's poll() returns
-# early on anything else).
-PUBLIC_STATUS: Mapping[str, str] = {
-    "submitting": "queued",
-    "queued": "queued",
-    "in_progress": "in_progress",
-    "completed": "completed",
-    "failed": "failed",
-    "rejected": "failed",
-}
 
 
 class JSONResponse(Response):
@@ -45,8 +35,11 @@ def error_response(error: GatewayError, headers: Mapping[str, str] | None = None
     return JSONResponse(error.envelope(), status_code=error.status, headers=out)
 
 
-def render_video(job: Job) -> dict[str, Any]:
-    """The OpenAI Video object for ``job`` plus the Seedance extras, every field always present."""
+def render_video(job: Job, base_url: str) -> dict[str, Any]:
+    """The OpenAI Video object for ``job`` plus the Seedance extras, every field always present.
+
+    ``base_url`` is the gateway's public address, for ``last_frame_url``.
+    """
     request = job.request
     error = (
         {"code": job.error_code or "failed", "message": job.error_message or "The job failed."}
@@ -61,7 +54,7 @@ def render_video(job: Job) -> dict[str, Any]:
         "progress": 100 if job.status == "completed" else min(job.progress, 99),
         "created_at": job.created_at,
         "completed_at": job.completed_at,
-        "expires_at": None,
+        "expires_at": job.expires_at,
         "prompt": request.get("prompt"),
         "size": size_for(request["ratio"], request["resolution"]),
         "seconds": str(request["duration"]),
@@ -74,14 +67,19 @@ def render_video(job: Job) -> dict[str, Any]:
         "generate_audio": request["generate_audio"],
         "return_last_frame": request["return_last_frame"],
         "watermark": request["watermark"],
+        "last_frame_url": (
+            f"{base_url}/v1/videos/{job.id}/content?variant=thumbnail"
+            if job.last_frame_asset
+            else None
+        ),
     }
 
 
-def render_video_list(jobs: list[Job], has_more: bool) -> dict[str, Any]:
+def render_video_list(jobs: list[Job], has_more: bool, base_url: str) -> dict[str, Any]:
     """An OpenAI cursor page: ``{object: list, data, first_id, last_id, has_more}``."""
     return {
         "object": "list",
-        "data": [render_video(job) for job in jobs],
+        "data": [render_video(job, base_url) for job in jobs],
         "first_id": jobs[0].id if jobs else None,
         "last_id": jobs[-1].id if jobs else None,
         "has_more": has_more,

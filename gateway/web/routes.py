@@ -14,7 +14,7 @@ from gateway.errors import (
     InvalidRequest,
     NotFound,
 )
-from gateway.web import admin, ops, videos
+from gateway.web import admin, content, ops, videos
 from gateway.web.rendering import error_response
 
 log = logging.getLogger("gateway.web")
@@ -28,7 +28,7 @@ ROUTES: list[BaseRoute] = [
     Route("/v1/videos/characters/{character_id}", videos.not_supported, methods=["GET"]),
     Route("/v1/videos/{video_id}", videos.retrieve_video, methods=["GET"]),
     Route("/v1/videos/{video_id}", videos.delete_video, methods=["DELETE"]),
-    Route("/v1/videos/{video_id}/content", videos.download_content, methods=["GET"]),
+    Route("/v1/videos/{video_id}/content", content.download_content, methods=["GET", "HEAD"]),
     Route("/v1/videos/{video_id}/remix", videos.not_supported, methods=["POST"]),
     Route("/admin/teams", admin.create_team, methods=["POST"]),
     Route("/admin/teams", admin.list_teams, methods=["GET"]),

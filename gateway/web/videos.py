@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import get_args
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gateway.domain.requests import parse_video_request
 from gateway.errors import InvalidRequest, UnsupportedFeature
-from gateway.services.videos import Variant
-from gateway.store.base import Order
+from gateway.store.base import TERMINAL_STATUSES, Order
 from gateway.web.body import decode_body
 from gateway.web.context import authenticate, context
 from gateway.web.rendering import JSONResponse, render_video, render_video_list
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
-VARIANT_ALIASES: dict[str, Variant] = {
-    "video": "video",
-    "thumbnail": "last_frame",
-    "last_frame": "last_frame",
-}
 
 
 async def create_video(request: Request) -> Response:
@@ -39,17 +31,27 @@ async def create_video(request: Request) -> Response:
     job = await ctx.videos.create(
         principal, video_request, request_id=request.headers.get("x-request-id")
     )
-    return JSONResponse(render_video(job), headers=_poll_headers(request, job.status))
+    return JSONResponse(
+        render_video(job, public_base_url(request)), headers=_poll_headers(request, job.status)
+    )
 
 
 async def retrieve_video(request: Request) -> Response:
     principal = await authenticate(request)
     job = await context(request).videos.get(principal, request.path_params["video_id"])
-    return JSONResponse(render_video(job), headers=_poll_headers(request, job.status))
+    return JSONResponse(
+        render_video(job, public_base_url(request)), headers=_poll_headers(request, job.status)
+    )
+
+
+def public_base_url(request: Request) -> str:
+    """The gateway's address as clients reach it: ``server.public_url`` or the request's."""
+    configured = context(request).settings.server.public_url
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 
 
 def _poll_headers(request: Request, status: str) -> dict[str, str]:
-    if status in ("completed", "failed", "rejected"):
+    if status in TERMINAL_STATUSES:
         return {}
     return {"openai-poll-after-ms": str(context(request).settings.jobs.poll_after_ms)}
 
@@ -69,7 +71,7 @@ async def list_videos(request: Request) -> Response:
         limit=int(raw_limit),
         order=order,  # type: ignore[arg-type]  # checked against Order above
     )
-    return JSONResponse(render_video_list(jobs, has_more))
+    return JSONResponse(render_video_list(jobs, has_more, public_base_url(request)))
 
 
 async def delete_video(request: Request) -> Response:
@@ -77,42 +79,6 @@ async def delete_video(request: Request) -> Response:
     video_id = request.path_params["video_id"]
     await context(request).videos.delete(principal, video_id)
     return JSONResponse({"id": video_id, "object": "video.deleted", "deleted": True})
-
-
-async def download_content(request: Request) -> Response:
-    principal = await authenticate(request)
-    raw_variant = request.query_params.get("variant", "video")
-    if raw_variant == "spritesheet":
-        raise UnsupportedFeature(
-            "variant=spritesheet is not supported for Seedance models; "
-            "use variant=video or variant=thumbnail (the last frame).",
-            param="variant",
-        )
-    variant = VARIANT_ALIASES.get(raw_variant)
-    if variant is None:
-        raise InvalidRequest(
-            "variant must be one of video, thumbnail, last_frame.", param="variant"
-        )
-    stack = AsyncExitStack()
-    try:
-        content = await stack.enter_async_context(
-            context(request).videos.open_content(
-                principal, request.path_params["video_id"], variant
-            )
-        )
-    except BaseException:
-        await stack.aclose()
-        raise
-
-    async def body() -> AsyncIterator[bytes]:
-        async with stack:
-            async for chunk in content.chunks:
-                yield chunk
-
-    headers = {}
-    if content.content_length is not None:
-        headers["Content-Length"] = str(content.content_length)
-    return StreamingResponse(body(), media_type=content.content_type, headers=headers)
 
 
 async def not_supported(request: Request) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
+from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle, wait_for
 
 BODY = {"model": FAST_MODEL, "prompt": "A lighthouse at dusk"}
 
@@ -109,10 +109,14 @@ def test_failed_upstream_job_is_failed_video(gateway: GatewayHandle, sandbox: Sa
     assert "failed" in err.value.message
 
 
-def test_content_download_5xx_is_502(gateway: GatewayHandle, sandbox: SandboxHandle):
+def test_download_faults_are_retried_until_stored(gateway: GatewayHandle, sandbox: SandboxHandle):
+    sandbox.fault(op="file", kind="status", status=503, times=0)
+    sandbox.fault(op="content", kind="status", status=503, times=0)
     client = gateway.client()
-    video = client.videos.create_and_poll(model=FAST_MODEL, prompt="Fetch", poll_interval_ms=20)
-    sandbox.fault(op="any", kind="status", status=500, times=0)
-    with pytest.raises(openai.APIStatusError) as err:
-        client.videos.download_content(video.id)
-    assert err.value.status_code == 502
+    video = client.videos.create(model=FAST_MODEL, prompt="Fetch")
+    wait_for(lambda: sandbox.stats()["file"] + sandbox.stats()["content"] >= 2)
+    assert client.videos.retrieve(video.id).status == "in_progress"
+    sandbox.clear_faults()
+    done = client.videos.poll(video.id, poll_interval_ms=20)
+    assert done.status == "completed"
+    assert client.videos.download_content(video.id).content[4:8] == b"ftyp"

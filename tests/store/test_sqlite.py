@@ -14,7 +14,7 @@ import pytest
 from gateway.errors import Conflict
 from gateway.ids import new_id
 from gateway.store import open_store
-from gateway.store import sqlite as sqlite_adapter
+from gateway.store import sqlite_db
 from gateway.store.base import Job, Store
 from gateway.store.migrations import Migration, latest_version, load_migrations
 from gateway.store.sqlite import SqliteStore, parse_sqlite_url, split_statements
@@ -165,7 +165,7 @@ def test_split_statements() -> None:
 async def test_failed_migration_rolls_back(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = Migration(2, "broken", "CREATE TABLE extra (a INTEGER);\nCREATE TABLE nope (;")
     shipped = load_migrations("sqlite")[:1]
-    monkeypatch.setattr(sqlite_adapter, "load_migrations", lambda dialect: (*shipped, broken))
+    monkeypatch.setattr(sqlite_db, "load_migrations", lambda dialect: (*shipped, broken))
     store = await SqliteStore.open(db_url)
     try:
         with pytest.raises(sqlite3.OperationalError):

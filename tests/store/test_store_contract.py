@@ -197,19 +197,19 @@ async def test_deleted_job_can_still_be_updated_by_the_runner(store: Store, key:
 async def test_delete_job(store: Store, key: ApiKey, other_key: ApiKey) -> None:
     job = make_job(key)
     await store.insert_job(job)
-    assert await store.delete_job(job.id, other_key.team_id, NOW) is False
+    assert await store.delete_job(job.id, other_key.team_id, NOW) is None
     assert await store.get_job(job.id) == job
-    assert await store.delete_job(job.id, key.team_id, NOW + 1) is True
+    assert await store.delete_job(job.id, key.team_id, NOW + 1) is not None
     assert await store.get_job(job.id) is None
     assert await store.get_job(job.id, team_id=key.team_id) is None
-    assert await store.delete_job(job.id, key.team_id, NOW + 2) is False
-    assert await store.delete_job("video_missing", key.team_id, NOW) is False
+    assert await store.delete_job(job.id, key.team_id, NOW + 2) is None
+    assert await store.delete_job("video_missing", key.team_id, NOW) is None
 
 
 async def test_rejected_job_cannot_be_deleted(store: Store, key: ApiKey) -> None:
     job = make_job(key, status="rejected")
     await store.insert_job(job)
-    assert await store.delete_job(job.id, key.team_id, NOW) is False
+    assert await store.delete_job(job.id, key.team_id, NOW) is None
 
 
 async def test_list_jobs_pages_both_ways(store: Store, key: ApiKey, other_key: ApiKey) -> None:

@@ -1,0 +1,304 @@
+"""``python -m bench.run`` (``make bench``): start the sandbox, the gateway and nginx, make the
+keys and jobs, run every scenario with wrk, print the tables and write bench/RESULTS.md, the
+results block of bench/README.md and bench/out/results.json.
+
+``--quick`` is a smoke run (1 run of 1 s per target, no warm-up) that writes only bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.machine import describe_machine
+from bench.measure import ScenarioRunner, measure_downloads
+from bench.report import checks, download_figures, figures, render_body, render_markdown
+from bench.scenarios import (
+    CONTENT_BYTES,
+    CONTENTION_KEYS,
+    DOWNLOAD_BYTES,
+    POLL_BYTES,
+    Deployment,
+    Fixtures,
+    ScenarioBuilder,
+    Unavailable,
+)
+from bench.servers import (
+    ADMIN_TOKEN,
+    ROOT,
+    Pinning,
+    ServerProcess,
+    ServerStartError,
+    nginx_binary,
+    plan_pinning,
+    start_gateway,
+    start_nginx,
+    start_sandbox,
+)
+from bench.workload import SANDBOX_KEY, Workload, WorkloadError
+from bench.wrk import CONNECTIONS, wrk_binary
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+README = BENCH_DIR / "README.md"
+RESULTS = BENCH_DIR / "RESULTS.md"
+README_BLOCK = re.compile(
+    r"(<!-- bench-results:start -->\n).*?(<!-- bench-results:end -->)", re.DOTALL
+)
+JOB_SIZES = {"poll": POLL_BYTES, "content": CONTENT_BYTES, "download": DOWNLOAD_BYTES}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="wrk runs per target (default 3)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per target")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 run of 1 s, no warm-up, bench/out only"
+    )
+    parser.add_argument("--no-nginx", action="store_true", help="skip the nginx comparison")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 1, 0
+    if args.runs < 1 or args.duration < 1 or args.warmup < 0:
+        parser.error("--runs and --duration must be at least 1, --warmup not negative")
+    return args
+
+
+def ensure_tools(notes: list[str]) -> None:
+    """Run bench/setup.sh when wrk or nginx is missing; wrk is required, nginx is not."""
+    if wrk_binary() is None or nginx_binary() is None:
+        log("wrk or nginx missing: running bench/setup.sh")
+        subprocess.run(["sh", str(BENCH_DIR / "setup.sh")], check=False)
+    if wrk_binary() is None:
+        sys.exit("wrk is required and could not be installed (see bench/setup.sh)")
+    if nginx_binary() is None:
+        notes.append("nginx is not installed: the nginx comparison is skipped")
+
+
+@contextmanager
+def deployment(
+    workdir: Path, pinning: Pinning, no_nginx: bool, notes: list[str]
+) -> Iterator[Deployment]:
+    """Start the three servers and stop them (by pid) however the block ends."""
+    started: list[ServerProcess] = []
+    try:
+        sandbox = start_sandbox(workdir, pinning, POLL_BYTES)
+        started.append(sandbox)
+        log(f"sandbox  {sandbox.url} (pid {sandbox.pid})")
+        gateway: ServerProcess | Unavailable
+        try:
+            gateway = start_gateway(workdir, pinning, sandbox.url)
+            started.append(gateway)
+            log(f"gateway  {gateway.url} (pid {gateway.pid})")
+        except ServerStartError as exc:
+            gateway = Unavailable(f"gateway did not start: {exc}")
+            notes.append(gateway.reason)
+        nginx: ServerProcess | Unavailable
+        if no_nginx:
+            nginx = Unavailable("skipped (--no-nginx)")
+        elif nginx_binary() is None:
+            nginx = Unavailable("nginx not installed")
+        else:
+            try:
+                nginx = start_nginx(workdir, pinning, sandbox.url)
+                started.append(nginx)
+                log(f"nginx    {nginx.url} (pid {nginx.pid})")
+            except ServerStartError as exc:
+                nginx = Unavailable(f"nginx did not start: {exc}")
+                notes.append(nginx.reason)
+        yield Deployment(sandbox, nginx, gateway)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def _attempt(what: str, action: Any, *args: Any) -> Any:
+    """``action(*args)``, or an ``Unavailable`` saying what failed."""
+    try:
+        return action(*args)
+    except (WorkloadError, httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+        reason = f"{what}: {exc}"
+        log(f"  setup: {reason}")
+        return Unavailable(reason)
+
+
+def prepare_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> Fixtures:
+    """Keys through the admin API, then a finished job of each size on each side."""
+    gateway_key: str | Unavailable
+    keys_file: Path | Unavailable
+    if isinstance(deploy.gateway, Unavailable):
+        gateway_key = keys_file = deploy.gateway
+    else:
+        team = _attempt("admin team", workload.create_team, "bench")
+        gateway_key = (
+            team
+            if isinstance(team, Unavailable)
+            else _attempt("admin key", workload.create_key, "bench", "bench")
+        )
+        keys = _attempt(
+            "contention keys",
+            workload.create_keys,
+            "bench-contention",
+            CONTENTION_KEYS,
+            workdir / "gateway-keys.txt",
+        )
+        keys_file = keys if isinstance(keys, Unavailable) else workdir / "gateway-keys.txt"
+    fixtures = Fixtures(workdir, gateway_key, keys_file)
+    for role, size in JOB_SIZES.items():
+        prompt = f"bench setup {role} job"
+        fixtures.sandbox_jobs[role] = _attempt(
+            f"sandbox {role} job", workload.sandbox_job, prompt, size
+        )
+        if isinstance(gateway_key, Unavailable):
+            fixtures.gateway_jobs[role] = gateway_key
+        else:
+            fixtures.gateway_jobs[role] = _attempt(
+                f"gateway {role} job", workload.gateway_job, gateway_key, prompt, size
+            )
+    _attempt("sandbox config", workload.set_video_bytes, POLL_BYTES)
+    return fixtures
+
+
+def download_targets(
+    deploy: Deployment, fixtures: Fixtures
+) -> dict[str, tuple[str, dict[str, str], ServerProcess] | Unavailable]:
+    targets: dict[str, tuple[str, dict[str, str], ServerProcess] | Unavailable] = {}
+    for target, front in (
+        ("direct", deploy.sandbox),
+        ("nginx", deploy.nginx),
+        ("gateway", deploy.gateway),
+    ):
+        jobs = fixtures.gateway_jobs if target == "gateway" else fixtures.sandbox_jobs
+        job = jobs.get("download", Unavailable("no download job"))
+        key = fixtures.gateway_key if target == "gateway" else SANDBOX_KEY
+        missing = next((v for v in (front, job, key) if isinstance(v, Unavailable)), None)
+        if missing is not None:
+            targets[target] = missing
+            continue
+        assert isinstance(front, ServerProcess)
+        url = f"{front.url}/v1/videos/{job}/content"
+        targets[target] = (url, {"Authorization": f"Bearer {key}"}, front)
+    return targets
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    notes: list[str] = []
+    ensure_tools(notes)
+    pinning = plan_pinning()
+    log(f"pinning: {pinning.note}")
+    machine = describe_machine()
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        workdir = Path(tmp)
+        with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
+            gateway_url = (
+                deploy.gateway.url
+                if isinstance(deploy.gateway, ServerProcess)
+                else deploy.sandbox.url  # unused: every gateway target is n/a
+            )
+            workload = Workload(gateway_url, deploy.sandbox.url, ADMIN_TOKEN)
+            try:
+                fixtures = prepare_fixtures(deploy, workload, workdir)
+                runner = ScenarioRunner(
+                    runs=args.runs,
+                    seconds=args.duration,
+                    warmup_seconds=args.warmup,
+                    load_prefix=pinning.load_prefix(),
+                    counters=workload.upstream_counters,
+                    log=log,
+                )
+                outcomes = []
+                for scenario in ScenarioBuilder(deploy, fixtures).all():
+                    log(f"scenario {scenario.name}: {scenario.title}")
+                    outcomes.append(runner.measure(scenario))
+                log(f"download: {DOWNLOAD_BYTES // 2**20} MiB per target")
+                downloads = measure_downloads(download_targets(deploy, fixtures), args.runs, log)
+            finally:
+                workload.close()
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+
+    scenario_figures = [figures(o) for o in outcomes]
+    download_figs = {t: download_figures(o) for t, o in downloads.items()}
+    found = checks({f.name: f for f in scenario_figures}, download_figs)
+    meta = {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine.line(),
+        "commit": machine.commit,
+        "settings": (
+            f"{args.runs} run(s) x {args.duration} s per target, wrk -t1 -c{CONNECTIONS}, "
+            f"warm-up {args.warmup} s, medians; whole run {elapsed:.0f} s"
+            + (" (--quick smoke run)" if args.quick else "")
+        ),
+        "pinning": pinning.note,
+        "notes": notes,
+    }
+    body = render_body(scenario_figures, download_figs, found, DOWNLOAD_BYTES // 2**20)
+    document = render_markdown(meta, body)
+    log("")
+    log(document)
+    write_outputs(args, meta, document, body, scenario_figures, download_figs, found, outcomes)
+    return 0
+
+
+def write_outputs(
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    document: str,
+    body: str,
+    scenario_figures: list[Any],
+    download_figs: dict[str, Any],
+    found: list[Any],
+    outcomes: list[Any],
+) -> None:
+    OUT_DIR.mkdir(exist_ok=True)
+    data = {
+        **meta,
+        "quick": args.quick,
+        "scenarios": [dataclasses.asdict(f) for f in scenario_figures],
+        "runs": {
+            o.scenario.name: {
+                t: {
+                    "unavailable": r.unavailable,
+                    "samples": [dataclasses.asdict(s) for s in r.samples],
+                }
+                for t, r in o.targets.items()
+            }
+            for o in outcomes
+        },
+        "download": {t: dataclasses.asdict(f) for t, f in download_figs.items()},
+        "checks": [dataclasses.asdict(c) for c in found],
+    }
+    (OUT_DIR / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    if args.quick:
+        (OUT_DIR / "RESULTS-quick.md").write_text(document)
+        log(f"wrote {OUT_DIR / 'results.json'} and {OUT_DIR / 'RESULTS-quick.md'}")
+        return
+    RESULTS.write_text(document)
+    if README.exists():
+        text = README.read_text()
+        block = f"Last run: {meta['date']}, commit {meta['commit']}, {meta['machine']}.\n\n"
+        new = README_BLOCK.sub(lambda m: m.group(1) + block + body + "\n" + m.group(2), text)
+        README.write_text(new)
+    log(f"wrote {RESULTS.relative_to(ROOT)}, bench/README.md and {OUT_DIR / 'results.json'}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

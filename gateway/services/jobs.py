@@ -1,0 +1,379 @@
+"""The job runner: claim due jobs with a lease, poll them upstream, copy finished videos into our
+blob store, and only then mark them ``completed``.
+
+``run_once`` is the testable step; ``run`` wraps it in a loop with bounded concurrency and a
+graceful drain deadline. State lives in the database, so a crashed runner's jobs are taken
+over by another when their lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from gateway.blobs.base import BlobError, BlobStore
+from gateway.domain.schedule import next_delay
+from gateway.errors import GatewayError, RateLimited
+from gateway.services.maintenance import Maintenance
+from gateway.settings import JobSettings
+from gateway.store.base import Asset, Job, Store
+from gateway.upstream.client import UpstreamClient, UpstreamNotFound
+from gateway.upstream.job import UpstreamJob
+
+log = logging.getLogger("gateway.jobs")
+
+UNFINISHED_POLLS_BEFORE_GIVING_UP = 5
+DEFAULT_CONTENT_TYPES = {"video": "video/mp4", "last_frame": "image/png"}
+
+
+class LeaseLost(Exception):
+    """Another runner owns the job now; this one must stop touching it."""
+
+
+def runner_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        store: Store,
+        upstream: UpstreamClient,
+        blobs: BlobStore,
+        settings: JobSettings,
+        *,
+        retention_days: int = 0,
+        clock: Callable[[], float] = time.time,
+        owner: str | None = None,
+    ) -> None:
+        self._store = store
+        self._upstream = upstream
+        self._blobs = blobs
+        self._settings = settings
+        self._retention_days = retention_days
+        self._clock = clock
+        self.owner = owner or runner_id()
+        self._polls = asyncio.Semaphore(settings.poll_concurrency)
+        self._downloads = asyncio.Semaphore(settings.download_concurrency)
+        self.maintenance = Maintenance(store, blobs, settings, clock=clock)
+
+    @property
+    def capacity(self) -> int:
+        return self._settings.poll_concurrency + self._settings.download_concurrency
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim the due jobs (up to ``limit``), take each one step further, wait for all."""
+        jobs = await self._claim(limit or self.capacity)
+        await asyncio.gather(*(self.step(job) for job in jobs))
+        return len(jobs)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep claiming work until ``stop`` is set, then drain within the deadline."""
+        in_flight: set[asyncio.Task[None]] = set()
+        next_sweep = self._clock()
+        while not stop.is_set():
+            try:
+                if self._clock() >= next_sweep:
+                    await self.maintenance.run()
+                    next_sweep = self._clock() + self._settings.sweep_interval_seconds
+                free = self.capacity - len(in_flight)
+                claimed = await self._claim(free) if free > 0 else []
+            except Exception:
+                log.exception("job runner tick failed")
+                claimed = []
+            for job in claimed:
+                task = asyncio.create_task(self.step(job))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if not claimed:
+                await _wait_any(stop, in_flight, self._settings.idle_seconds)
+        await self._drain(in_flight)
+
+    async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
+        if not in_flight:
+            return
+        log.info("draining job runner", extra={"jobs": len(in_flight)})
+        _, pending = await asyncio.wait(in_flight, timeout=self._settings.drain_seconds)
+        for task in pending:
+            task.cancel()  # their leases expire and another runner picks them up
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _claim(self, limit: int) -> list[Job]:
+        return await self._store.claim_due_jobs(
+            owner=self.owner,
+            now=self._clock(),
+            lease_seconds=self._settings.lease_seconds,
+            limit=limit,
+        )
+
+    # -- one step of one job --------------------------------------------------------------
+
+    async def step(self, job: Job) -> None:
+        """Take one leased job one step further; never raises (failures are rescheduled)."""
+        try:
+            if job.status == "submitting":
+                await self._check_submitting(job)
+            elif job.status in ("queued", "in_progress"):
+                await self._poll(job)
+            elif job.status == "downloading":
+                await self._download(job)
+        except LeaseLost:
+            log.warning("lease lost", extra={"job_id": job.id})
+        except Exception:
+            log.exception("job step failed", extra={"job_id": job.id})
+            with contextlib.suppress(Exception):
+                await self._reschedule(job, attempts=job.attempts + 1)
+
+    async def _check_submitting(self, job: Job) -> None:
+        """A job left ``submitting``: the gateway died between writing it and the upstream's
+        answer. We cannot know whether the upstream has it, so it fails and is not charged."""
+        if self._clock() - job.created_at < self._settings.submit_grace_seconds:
+            await self._update(
+                job, {"next_check_at": job.created_at + self._settings.submit_grace_seconds}
+            )
+            return
+        await self._fail(
+            job, "submit_interrupted", "The gateway stopped while submitting this job."
+        )
+
+    async def _poll(self, job: Job) -> None:
+        assert job.upstream_id is not None
+        try:
+            async with self._polls:
+                polled = await self._upstream.poll(job.upstream_id)
+        except RateLimited as exc:
+            await self._reschedule(job, attempts=job.attempts, retry_after=exc.retry_after)
+            return
+        except UpstreamNotFound:
+            if job.attempts + 1 >= UNFINISHED_POLLS_BEFORE_GIVING_UP:
+                await self._fail(
+                    job, "upstream_job_not_found", "The upstream no longer knows this job."
+                )
+            else:
+                await self._reschedule(job, attempts=job.attempts + 1)
+            return
+        except GatewayError as exc:
+            log.warning("poll failed", extra={"job_id": job.id, "error_code": exc.code})
+            await self._reschedule(job, attempts=job.attempts + 1)
+            return
+        await self.apply_poll(job, polled)
+
+    async def apply_poll(self, job: Job, polled: UpstreamJob) -> None:
+        """Move a leased job according to what the upstream just said about it."""
+        now = self._clock()
+        if polled.status == "completed":
+            downloading = await self._update(job, _finished_upstream(polled, now))
+            await self._download(downloading)
+        elif polled.status == "failed":
+            await self._fail(
+                job,
+                polled.error_code or "upstream_failed",
+                polled.error_message or f"The upstream job ended as {polled.raw_status}.",
+            )
+        elif now - job.created_at >= self._settings.deadline_seconds:
+            # This poll was the last look: the job is still not finished.
+            await self._fail(
+                job, "timeout", "The job did not finish before the gateway's deadline."
+            )
+        else:
+            delay = next_delay(
+                job.attempts,
+                minimum=self._settings.poll_min_seconds,
+                maximum=self._settings.poll_max_seconds,
+            )
+            await self._update(
+                job,
+                {
+                    "status": polled.status,
+                    "progress": min(polled.progress, 99),
+                    "refreshed_at": now,
+                    "attempts": job.attempts + 1,
+                    **_release(now + delay),
+                },
+            )
+
+    async def _download(self, job: Job) -> None:
+        """Copy the finished video (and last frame) into our storage, then complete the job."""
+        now = self._clock()
+        if job.deleted_at is not None:
+            await self._complete(job, video=None, last_frame=None)  # nobody can fetch it any more
+            return
+        expires = (job.upstream_finished_at or now) + self._settings.link_ttl_seconds
+        if now >= expires:
+            await self._fail(
+                job,
+                "upstream_link_expired",
+                "The upstream link expired before the video could be stored.",
+            )
+            return
+        try:
+            async with self._downloads, self._keeping_lease(job):
+                video = await self._fetch(job, job.upstream_video_url, "video")
+                last_frame = None
+                if job.request.get("return_last_frame"):
+                    last_frame = await self._fetch(job, job.upstream_last_frame_url, "last_frame")
+        except (GatewayError, BlobError) as exc:
+            await self._download_failed(job, exc, expires)
+            return
+        await self._complete(job, video=video, last_frame=last_frame)
+
+    async def _fetch(self, job: Job, url: str | None, variant: str) -> Asset:
+        assert job.upstream_id is not None
+        async with self._upstream.open_content(job.upstream_id, url=url, variant=variant) as resp:
+            length = resp.headers.get("content-length")
+            info = await self._blobs.put(
+                resp.aiter_bytes(),
+                expected_size=int(length) if length and length.isdigit() else None,
+            )
+            content_type = resp.headers.get("content-type", DEFAULT_CONTENT_TYPES[variant])
+        return Asset(key=info.key, size=info.size, content_type=content_type.split(";")[0])
+
+    async def _download_failed(self, job: Job, exc: Exception, expires: float) -> None:
+        attempts = job.attempts + 1
+        delay = next_delay(
+            attempts,
+            minimum=self._settings.poll_min_seconds,
+            maximum=self._settings.poll_max_seconds,
+        )
+        log.warning(
+            "download failed",
+            extra={
+                "job_id": job.id,
+                "attempt": attempts,
+                "error": getattr(exc, "code", type(exc).__name__),
+            },
+        )
+        if self._clock() + delay >= expires:
+            await self._fail(
+                job,
+                "upstream_link_expired",
+                "The upstream link expired before the video could be stored.",
+            )
+            return
+        changes: dict[str, Any] = {}
+        if isinstance(exc, UpstreamNotFound):
+            # A signed link that stopped working: fall back to the documented /content path.
+            changes = {"upstream_video_url": None, "upstream_last_frame_url": None}
+        await self._reschedule(job, attempts=attempts, extra=changes)
+
+    @asynccontextmanager
+    async def _keeping_lease(self, job: Job) -> AsyncIterator[None]:
+        """Renew the lease while a long download runs; abandon the work if it is lost."""
+        current = asyncio.current_task()
+        assert current is not None
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self._settings.lease_seconds / 3)
+                until = self._clock() + self._settings.lease_seconds
+                if not await self._store.extend_lease(job.id, owner=self.owner, until=until):
+                    current.cancel()
+                    return
+
+        keeper = asyncio.create_task(renew())
+        try:
+            yield
+        except asyncio.CancelledError:
+            if keeper.done() and not keeper.cancelled():
+                current.uncancel()
+                raise LeaseLost() from None
+            raise
+        finally:
+            keeper.cancel()
+
+    # -- state changes --------------------------------------------------------------------
+
+    async def _update(self, job: Job, changes: dict[str, Any]) -> Job:
+        changes.setdefault("updated_at", int(self._clock()))
+        updated = await self._store.update_leased_job(job.id, owner=self.owner, changes=changes)
+        if updated is None:
+            raise LeaseLost()
+        return updated
+
+    async def _reschedule(
+        self,
+        job: Job,
+        *,
+        attempts: int,
+        retry_after: float | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        delay = next_delay(
+            attempts,
+            minimum=self._settings.poll_min_seconds,
+            maximum=self._settings.poll_max_seconds,
+            retry_after=retry_after,
+        )
+        await self._update(
+            job, {"attempts": attempts, **(extra or {}), **_release(self._clock() + delay)}
+        )
+
+    async def _fail(self, job: Job, code: str, message: str) -> None:
+        now = self._clock()
+        log.warning("job failed", extra={"job_id": job.id, "error_code": code})
+        await self._update(
+            job,
+            {
+                "status": "failed",
+                "error_code": code,
+                "error_message": message,
+                "completed_at": int(now),
+                **_release(None),
+            },
+        )
+
+    async def _complete(self, job: Job, *, video: Asset | None, last_frame: Asset | None) -> None:
+        now = self._clock()
+        changes: dict[str, Any] = {
+            "status": "completed",
+            "progress": 100,
+            "completed_at": int(now),
+            "updated_at": int(now),
+            "attempts": 0,
+            **_release(None),
+        }
+        if self._retention_days > 0:
+            changes["expires_at"] = int(now) + self._retention_days * 86400
+        done = await self._store.complete_job(
+            job.id, owner=self.owner, changes=changes, video=video, last_frame=last_frame
+        )
+        if done is None:
+            raise LeaseLost()
+        lag = now - (job.upstream_finished_at or now)
+        log.info("job completed", extra={"job_id": job.id, "persistence_lag_s": round(lag, 3)})
+
+
+def _release(next_check_at: float | None) -> dict[str, Any]:
+    return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}
+
+
+def _finished_upstream(polled: UpstreamJob, now: float) -> dict[str, Any]:
+    return {
+        "status": "downloading",
+        "progress": 99,
+        "refreshed_at": now,
+        "upstream_finished_at": now,
+        "upstream_video_url": polled.video_url,
+        "upstream_last_frame_url": polled.last_frame_url,
+        "attempts": 0,
+    }
+
+
+async def _wait_any(stop: asyncio.Event, tasks: set[asyncio.Task[None]], seconds: float) -> None:
+    """Sleep until ``stop`` is set, a task finishes, or ``seconds`` pass."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({stopper, *tasks}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()

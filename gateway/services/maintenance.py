@@ -1,0 +1,97 @@
+"""Periodic housekeeping of stored videos: crash leftovers, orphaned blobs, and retention.
+
+An orphan is a blob no asset row points at (a crash between storing it and recording it, or a
+delete interrupted halfway). A blob must be seen orphaned on two consecutive sweeps before it is
+removed, so a download that is just being recorded is never mistaken for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.blobs.base import BlobStore
+from gateway.settings import JobSettings
+from gateway.store.base import Deletion, Store
+
+log = logging.getLogger("gateway.maintenance")
+
+EXPIRY_BATCH = 200
+KEY_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    temporary_removed: int
+    orphans_removed: int
+    videos_expired: int
+    blobs_released: int
+
+
+class Maintenance:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: JobSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._settings = settings
+        self._clock = clock
+        self._orphan_candidates: set[str] = set()
+
+    async def run(self) -> SweepReport:
+        temporary = await self._blobs.sweep_temporary(self._settings.temp_max_age_seconds)
+        expired, released = await self._expire()
+        orphans = await self._sweep_orphans()
+        report = SweepReport(temporary, orphans, expired, released)
+        if temporary or orphans or expired:
+            log.info(
+                "sweep",
+                extra={
+                    "temporary_removed": temporary,
+                    "orphans_removed": orphans,
+                    "videos_expired": expired,
+                    "blobs_released": released,
+                },
+            )
+        return report
+
+    async def _expire(self) -> tuple[int, int]:
+        expired = released = 0
+        while True:
+            batch = await self._store.expire_jobs(int(self._clock()), EXPIRY_BATCH)
+            expired += len(batch)
+            released += await self.remove_released(batch)
+            if len(batch) < EXPIRY_BATCH:
+                return expired, released
+
+    async def remove_released(self, deletions: list[Deletion]) -> int:
+        """Delete the blobs that deleted or expired jobs no longer share with any job."""
+        count = 0
+        for deletion in deletions:
+            for key in deletion.released:
+                await self._blobs.delete(key)
+                count += 1
+        return count
+
+    async def _sweep_orphans(self) -> int:
+        orphans: set[str] = set()
+        batch: list[str] = []
+        async for key in self._blobs.keys():
+            batch.append(key)
+            if len(batch) >= KEY_BATCH:
+                orphans |= set(batch) - await self._store.known_assets(batch)
+                batch = []
+        if batch:
+            orphans |= set(batch) - await self._store.known_assets(batch)
+        confirmed = orphans & self._orphan_candidates
+        for key in confirmed:
+            await self._blobs.delete(key)
+        self._orphan_candidates = orphans - confirmed
+        return len(confirmed)

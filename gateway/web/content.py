@@ -1,0 +1,74 @@
+"""``GET``/``HEAD /v1/videos/{id}/content``: a stored video or last frame, served from our own
+storage with ``ETag``, ``Range`` (206/416), ``If-None-Match`` (304) and constant memory."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.domain.ranges import RangeNotSatisfiable, etag_matches, parse_range
+from gateway.errors import InvalidRequest, UnsatisfiableRange, UnsupportedFeature
+from gateway.services.videos import Variant
+from gateway.web.context import authenticate, context
+from gateway.web.rendering import error_response
+
+VARIANT_ALIASES: dict[str, Variant] = {
+    "video": "video",
+    "thumbnail": "last_frame",
+    "last_frame": "last_frame",
+}
+
+
+def content_variant(raw: str) -> Variant:
+    if raw == "spritesheet":
+        raise UnsupportedFeature(
+            "variant=spritesheet is not supported for Seedance models; "
+            "use variant=video or variant=thumbnail (the last frame).",
+            param="variant",
+        )
+    variant = VARIANT_ALIASES.get(raw)
+    if variant is None:
+        raise InvalidRequest(
+            "variant must be one of video, thumbnail, last_frame.", param="variant"
+        )
+    return variant
+
+
+async def download_content(request: Request) -> Response:
+    principal = await authenticate(request)
+    variant = content_variant(request.query_params.get("variant", "video"))
+    content = await context(request).videos.content(
+        principal, request.path_params["video_id"], variant
+    )
+    asset = content.asset
+    etag = f'"{asset.key}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=86400",
+    }
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range") if if_range in (None, etag) else None
+    try:
+        wanted = parse_range(range_header, asset.size)
+    except RangeNotSatisfiable:
+        return error_response(
+            UnsatisfiableRange(
+                f"The requested range is outside the content's {asset.size} bytes.",
+                param="range",
+            ),
+            headers={"Content-Range": f"bytes */{asset.size}"},
+        )
+    status = 200
+    start, end = 0, asset.size
+    if wanted is not None:
+        status, start, end = 206, wanted.start, wanted.end
+        headers["Content-Range"] = wanted.content_range(asset.size)
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=asset.content_type)
+    return StreamingResponse(
+        content.read(start, end), status_code=status, headers=headers, media_type=asset.content_type
+    )
