@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck pytest bench clean
+.PHONY: run test lint fmt typecheck pytest bench clean deploy-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## set up and run the gateway (SQLite, local storage, sandbox upstream without AIHUBMIX_API_KEY)
 	$(BIN)/gateway serve
 
-test: $(STAMP) lint typecheck pytest  ## set up and run every check CI runs
+test: $(STAMP) lint typecheck deploy-check pytest  ## set up and run every check CI runs
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests bench scripts
+	$(BIN)/ruff format --check gateway tests bench scripts
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix gateway tests bench
 	$(BIN)/ruff format gateway tests bench
+
+deploy-check: $(STAMP)  ## hadolint the Dockerfile; lint, render and validate the Helm chart (offline)
+	VENV=$(VENV) scripts/check-deploy.sh
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -10,18 +10,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from gateway.blobs.base import open_blob_store
+from gateway.blobs.base import BlobStore, open_blob_store
 from gateway.domain.catalog import default_catalog
 from gateway.services.jobs import JobRunner
 from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
 from gateway.settings import Settings, UpstreamSettings
-from gateway.store.base import open_store
+from gateway.store.base import Store, open_store
 from gateway.upstream.client import UpstreamClient
 from gateway.web.context import AppContext
 from gateway.web.middleware import RequestContextMiddleware
@@ -31,6 +32,69 @@ log = logging.getLogger("gateway")
 
 AIHUBMIX_DEFAULT_URL = UpstreamSettings().base_url
 SANDBOX_API_KEY = "sk-sandbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The adapters one process opens: database, upstream client, blob store."""
+
+    store: Store
+    upstream: UpstreamClient
+    blobs: BlobStore
+    sandbox_url: str | None
+
+
+async def open_resources(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    start_sandbox: bool = True,
+) -> Resources:
+    """Open every adapter on ``stack`` (closed in reverse order when it exits)."""
+    store = await open_store(settings.database.url)
+    stack.push_async_callback(store.close)
+    await store.migrate()
+    base_url, sandbox_url = await _upstream_base_url(settings, stack, start_sandbox=start_sandbox)
+    http = httpx.AsyncClient(
+        base_url=base_url,
+        transport=transport,
+        timeout=httpx.Timeout(settings.upstream.timeout, connect=settings.upstream.connect_timeout),
+        limits=httpx.Limits(
+            max_connections=settings.upstream.max_connections,
+            max_keepalive_connections=settings.upstream.max_connections,
+        ),
+    )
+    stack.push_async_callback(http.aclose)
+    upstream = UpstreamClient(
+        http,
+        api_key=SANDBOX_API_KEY if settings.use_sandbox else str(settings.aihubmix_api_key),
+        retries=settings.upstream.retries,
+        backoff_base=settings.upstream.backoff_base,
+        backoff_max=settings.upstream.backoff_max,
+    )
+    storage = settings.storage
+    blobs = open_blob_store(
+        storage.url,
+        endpoint_url=storage.s3_endpoint_url or None,
+        region=storage.s3_region or None,
+        path_style=storage.s3_path_style,
+    )
+    stack.push_async_callback(blobs.close)
+    return Resources(store=store, upstream=upstream, blobs=blobs, sandbox_url=sandbox_url)
+
+
+def build_runner(
+    settings: Settings, resources: Resources, clock: Callable[[], float] = time.time
+) -> JobRunner:
+    return JobRunner(
+        resources.store,
+        resources.upstream,
+        resources.blobs,
+        settings.jobs,
+        retention_days=settings.storage.retention_days,
+        clock=clock,
+    )
 
 
 def create_app(
@@ -44,50 +108,21 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            store = await open_store(settings.database.url)
-            stack.push_async_callback(store.close)
-            await store.migrate()
-            base_url = await _upstream_base_url(settings, stack, app)
-            http = httpx.AsyncClient(
-                base_url=base_url,
-                transport=transport,
-                timeout=httpx.Timeout(
-                    settings.upstream.timeout, connect=settings.upstream.connect_timeout
-                ),
-                limits=httpx.Limits(
-                    max_connections=settings.upstream.max_connections,
-                    max_keepalive_connections=settings.upstream.max_connections,
-                ),
-            )
-            stack.push_async_callback(http.aclose)
-            upstream = UpstreamClient(
-                http,
-                api_key=SANDBOX_API_KEY if settings.use_sandbox else str(settings.aihubmix_api_key),
-                retries=settings.upstream.retries,
-                backoff_base=settings.upstream.backoff_base,
-                backoff_max=settings.upstream.backoff_max,
-            )
-            blobs = open_blob_store(settings.storage.url)
-            stack.push_async_callback(blobs.close)
-            catalog = default_catalog(settings.requests.model_aliases)
+            resources = await open_resources(settings, stack, transport=transport)
+            app.state.sandbox_url = resources.sandbox_url
+            store = resources.store
             app.state.context = AppContext(
                 settings=settings,
-                catalog=catalog,
+                catalog=default_catalog(settings.requests.model_aliases),
                 store=store,
-                blobs=blobs,
+                blobs=resources.blobs,
                 keys=KeyService(store, clock=clock),
-                videos=VideoService(store, upstream, blobs, settings.jobs, clock=clock),
+                videos=VideoService(
+                    store, resources.upstream, resources.blobs, settings.jobs, clock=clock
+                ),
             )
             if settings.jobs.runner:
-                runner = JobRunner(
-                    store,
-                    upstream,
-                    blobs,
-                    settings.jobs,
-                    retention_days=settings.storage.retention_days,
-                    clock=clock,
-                )
-                await stack.enter_async_context(running(runner))
+                await stack.enter_async_context(running(build_runner(settings, resources, clock)))
             yield
 
     return Starlette(
@@ -96,6 +131,17 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """``gateway worker``: only the job runner, until ``stop`` is set, then drain."""
+    async with AsyncExitStack() as stack:
+        resources = await open_resources(settings, stack, start_sandbox=False)
+        log.info(
+            "job runner started",
+            extra={"upstream": "sandbox" if settings.use_sandbox else "aihubmix"},
+        )
+        await build_runner(settings, resources).run(stop)
 
 
 @asynccontextmanager
@@ -110,13 +156,19 @@ async def running(runner: JobRunner) -> AsyncIterator[None]:
         await task
 
 
-async def _upstream_base_url(settings: Settings, stack: AsyncExitStack, app: Starlette) -> str:
-    """Where upstream calls go. In sandbox mode without an explicit URL, start the sandbox here."""
-    app.state.sandbox_url = None
+async def _upstream_base_url(
+    settings: Settings, stack: AsyncExitStack, *, start_sandbox: bool
+) -> tuple[str, str | None]:
+    """Where upstream calls go, and the in-process sandbox's URL when one was started for it."""
     if not settings.use_sandbox:
-        return settings.upstream.base_url
+        return settings.upstream.base_url, None
     if settings.upstream.base_url != AIHUBMIX_DEFAULT_URL:
-        return settings.upstream.base_url  # an external sandbox (tests, benchmarks)
+        return settings.upstream.base_url, None  # an external sandbox (tests, benchmarks)
+    if not start_sandbox:
+        raise ValueError(
+            "sandbox mode needs upstream.base_url pointing at a running sandbox here: "
+            "a separate worker cannot share the API process's in-process sandbox"
+        )
     from gateway.sandbox.config import SandboxConfig
     from gateway.sandbox.server import SandboxServer
 
@@ -133,10 +185,9 @@ async def _upstream_base_url(settings: Settings, stack: AsyncExitStack, app: Sta
     port = await sandbox.start()
     stack.push_async_callback(sandbox.stop)
     url = f"http://127.0.0.1:{port}"
-    app.state.sandbox_url = url
     log.warning(
         "SANDBOX MODE: no AIHUBMIX_API_KEY is set, so videos come from the built-in fake "
         "upstream at %s. Nothing is sent to AIHubMix and nothing is billed.",
         url,
     )
-    return url
+    return url, url

@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(handler=_sandbox)
 
+    sub.add_parser(
+        "worker", help="run only the background job runner (poll, persist, settle)"
+    ).set_defaults(handler=_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     sub.add_parser("check-config", help="validate and print the settings").set_defaults(
         handler=_check_config
@@ -169,6 +172,27 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return asyncio.run(go())
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    import uvloop
+
+    from gateway.app import run_worker
+    from gateway.logs import configure_logging
+
+    configure_logging(settings.log.level, settings.log.format)
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+        return 0
+
+    return uvloop.run(go())
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:

@@ -55,6 +55,11 @@ class StorageSettings:
     url: str = "file://./data/blobs"
     # Days a finished video is kept; 0 keeps it forever.
     retention_days: int = 0
+    # For s3://bucket/prefix: the S3-compatible endpoint ("" = AWS), region and addressing.
+    # Credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or roles.
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_path_style: bool = False
 
 
 @dataclass(frozen=True)

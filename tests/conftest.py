@@ -57,6 +57,10 @@ class SandboxHandle:
     def expire_links(self) -> None:
         self.http.post("/_sandbox/expire_links").raise_for_status()
 
+    def job(self, upstream_id: str) -> Any:
+        """The sandbox's in-process record of an upstream job."""
+        return self.server.config.app.state.sandbox.jobs[upstream_id]
+
     def set_job_status(self, upstream_id: str, status: str, **extra: Any) -> None:
         self.http.post(
             f"/_sandbox/jobs/{upstream_id}/status", json={"status": status, **extra}
@@ -72,6 +76,7 @@ class GatewayHandle:
         self.url = server.url
         self.http = httpx.Client(base_url=self.url, timeout=30)
         self._teams: set[str] = set()
+        self.clients: list[OpenAI] = []
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -88,9 +93,24 @@ class GatewayHandle:
         return key
 
     def client(self, key: str | None = None, **kwargs: Any) -> OpenAI:
-        return OpenAI(
+        client = OpenAI(
             base_url=f"{self.url}/v1", api_key=key or self.new_key(), max_retries=0, **kwargs
         )
+        self.clients.append(client)
+        return client
+
+    @property
+    def store(self) -> Any:
+        return self.server.config.app.state.context.store
+
+    def job(self, video_id: str) -> Any:
+        """The gateway's stored record of a video (deleted ones included)."""
+        return self.server.call(self.store.get_job(video_id))
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.http.close()
 
 
 def gateway_settings(tmp_path: Path, upstream_url: str, **sections: dict[str, Any]) -> Settings:
@@ -142,7 +162,7 @@ def gateway_factory(tmp_path: Path, sandbox: SandboxHandle) -> Iterator[Any]:
 
     yield start
     for handle in started:
-        handle.http.close()
+        handle.close()
         handle.server.stop()
 
 

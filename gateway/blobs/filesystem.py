@@ -18,7 +18,7 @@ from pathlib import Path
 from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob
 
 READ_CHUNK = 256 * 1024
-WRITE_BUFFER = 1024 * 1024
+WRITE_BUFFER = 256 * 1024
 TEMP_SUFFIX = ".part"
 
 
@@ -29,6 +29,8 @@ class FilesystemBlobStore:
         self.tmp = self.root / "tmp"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        # Uploads this process is writing: the sweep never touches them, however slow.
+        self._active: set[str] = set()
 
     def path_for(self, key: str) -> Path:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
@@ -37,6 +39,15 @@ class FilesystemBlobStore:
 
     async def put(self, chunks: AsyncIterable[bytes], *, expected_size: int | None) -> BlobInfo:
         temp = self.tmp / f"{secrets.token_hex(16)}{TEMP_SUFFIX}"
+        self._active.add(temp.name)
+        try:
+            return await self._write(temp, chunks, expected_size)
+        finally:
+            self._active.discard(temp.name)
+
+    async def _write(
+        self, temp: Path, chunks: AsyncIterable[bytes], expected_size: int | None
+    ) -> BlobInfo:
         digest = hashlib.sha256()
         size = 0
         fh = await asyncio.to_thread(open, temp, "wb")
@@ -62,7 +73,7 @@ class FilesystemBlobStore:
             return BlobInfo(key=key, size=size)
         except BaseException:
             fh.close()
-            temp.unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)  # noqa: ASYNC240 - must run even when cancelled; one syscall
             raise
 
     def _publish(self, temp: Path, final: Path) -> None:
@@ -111,7 +122,8 @@ class FilesystemBlobStore:
             yield name
 
     async def sweep_temporary(self, older_than_seconds: float) -> int:
-        return await asyncio.to_thread(_sweep, self.tmp, time.time() - older_than_seconds)
+        cutoff = time.time() - older_than_seconds
+        return await asyncio.to_thread(_sweep, self.tmp, cutoff, frozenset(self._active))
 
     async def check_writable(self) -> None:
         probe = self.tmp / f"probe-{secrets.token_hex(4)}"
@@ -142,9 +154,11 @@ def _list_objects(objects: Path) -> list[str]:
     return sorted(p.name for p in objects.glob("??/*") if len(p.name) == 64)
 
 
-def _sweep(tmp: Path, cutoff: float) -> int:
+def _sweep(tmp: Path, cutoff: float, active: frozenset[str]) -> int:
     removed = 0
     for path in tmp.iterdir():
+        if path.name in active:
+            continue
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import secrets
 import time
@@ -110,11 +111,16 @@ class S3BlobStore:
             response_checksum_validation="when_required",
         )
         self._client: S3Client | None = None
+        # Uploads this process is writing: the sweep never touches them, however slow.
+        self._active: set[str] = set()
         self._exit_stack = AsyncExitStack()
         self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:  # never shows credentials
-        return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
+        where = (
+            f"bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r}"
+        )
+        return f"S3BlobStore({where})"
 
     async def _s3(self) -> S3Client:
         async with self._lock:
@@ -140,9 +146,19 @@ class S3BlobStore:
         return f"{self.prefix}objects/{key}"
 
     async def put(self, chunks: AsyncIterable[bytes], *, expected_size: int | None) -> BlobInfo:
+        temp = f"{self.prefix}tmp/{secrets.token_hex(16)}"
+        self._active.add(temp)
+        try:
+            return await self._write(temp, chunks, expected_size)
+        finally:
+            self._active.discard(temp)
+
+    async def _write(
+        self, temp: str, chunks: AsyncIterable[bytes], expected_size: int | None
+    ) -> BlobInfo:
         digest = hashlib.sha256()
         size = 0
-        buffer = bytearray()
+        pending = _PartBuffer(self.part_size)
         upload: _MultipartUpload | None = None
         try:
             async for chunk in chunks:
@@ -152,24 +168,19 @@ class S3BlobStore:
                 if size > MAX_OBJECT_SIZE:
                     raise BlobError(f"blob larger than {MAX_OBJECT_SIZE} bytes (S3 copy limit)")
                 digest.update(chunk)
-                rest = memoryview(chunk)
-                while len(buffer) + len(rest) >= self.part_size:  # a full part: send it as is
-                    room = self.part_size - len(buffer)
-                    buffer += rest[:room]
-                    rest = rest[room:]
+                for part in pending.add(chunk):
                     if upload is None:
-                        upload = await self._start_upload()
-                    await upload.send(buffer)
-                    buffer = bytearray()
-                buffer += rest
+                        upload = await self._start_upload(temp)
+                    await upload.send(part)
+                    del part
             if expected_size is not None and size != expected_size:
                 raise IncompleteBlob(expected_size, size)
             key = digest.hexdigest()
             if upload is None:
-                await self._put_whole(key, buffer)
+                await self._put_whole(key, pending.take())
             else:
-                if buffer:
-                    await upload.send(buffer)
+                if pending.size:
+                    await upload.send(pending.take())
                 await upload.complete()
                 await self._publish(upload.name, key)
             return BlobInfo(key=key, size=size)
@@ -179,17 +190,16 @@ class S3BlobStore:
                 await asyncio.shield(upload.discard())
             raise
 
-    async def _start_upload(self) -> _MultipartUpload:
+    async def _start_upload(self, name: str) -> _MultipartUpload:
         client = await self._s3()
-        name = f"{self.prefix}tmp/{secrets.token_hex(16)}"
         with _translated("starting an upload"):
             started = await client.create_multipart_upload(Bucket=self.bucket, Key=name)
         return _MultipartUpload(client, self.bucket, name, started["UploadId"])
 
-    async def _put_whole(self, key: str, body: bytearray) -> None:
-        name = self.object_name(key)
-        if await self._exists(name):
+    async def _put_whole(self, key: str, body: io.BytesIO) -> None:
+        if await self.stat(key) is not None:
             return  # identical bytes are already stored
+        name = self.object_name(key)
         client = await self._s3()
         with _translated(f"writing blob {key}"):
             await client.put_object(Bucket=self.bucket, Key=name, Body=body)
@@ -197,7 +207,7 @@ class S3BlobStore:
     async def _publish(self, temp: str, key: str) -> None:
         name = self.object_name(key)
         client = await self._s3()
-        if not await self._exists(name):
+        if await self.stat(key) is None:
             with _translated(f"publishing blob {key}"):
                 await client.copy_object(
                     Bucket=self.bucket, Key=name, CopySource={"Bucket": self.bucket, "Key": temp}
@@ -206,18 +216,6 @@ class S3BlobStore:
             await client.delete_object(Bucket=self.bucket, Key=temp)
         except (ClientError, *TRANSPORT_ERRORS) as exc:  # the sweep removes it later
             log.warning("could not delete temporary blob %s: %s", temp, exc)
-
-    async def _exists(self, name: str) -> bool:
-        client = await self._s3()
-        try:
-            await client.head_object(Bucket=self.bucket, Key=name)
-        except ClientError as exc:
-            if _error_code(exc) in MISSING_CODES:
-                return False
-            raise BlobError(f"checking {name} failed: {exc}") from exc
-        except TRANSPORT_ERRORS as exc:
-            raise BlobError(f"checking {name} failed: {exc}") from exc
-        return True
 
     async def stat(self, key: str) -> BlobInfo | None:
         name = self.object_name(key)
@@ -284,6 +282,7 @@ class S3BlobStore:
 
     async def sweep_temporary(self, older_than_seconds: float) -> int:
         cutoff = time.time() - older_than_seconds
+        active = frozenset(self._active)
         client = await self._s3()
         folder = f"{self.prefix}tmp/"
         stale: list[str] = []
@@ -292,14 +291,14 @@ class S3BlobStore:
                 Bucket=self.bucket, Prefix=folder
             ):
                 for item in page.get("Contents", []):
-                    if item["LastModified"].timestamp() < cutoff:
+                    if item["LastModified"].timestamp() < cutoff and item["Key"] not in active:
                         stale.append(item["Key"])
             uploads: list[tuple[str, str]] = []
             async for listing in client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=folder
             ):
                 for upload in listing.get("Uploads", []):
-                    if upload["Initiated"].timestamp() < cutoff:
+                    if upload["Initiated"].timestamp() < cutoff and upload["Key"] not in active:
                         uploads.append((upload["Key"], upload["UploadId"]))
         removed = 0
         for name in stale:
@@ -341,7 +340,7 @@ class _MultipartUpload:
         self.parts: list[CompletedPartTypeDef] = []
         self.completed = False
 
-    async def send(self, body: bytearray) -> None:
+    async def send(self, body: io.BytesIO) -> None:
         number = len(self.parts) + 1
         with _translated(f"uploading part {number}"):
             sent = await self.client.upload_part(
@@ -374,6 +373,39 @@ class _MultipartUpload:
                 )
         except (ClientError, *TRANSPORT_ERRORS) as exc:
             log.warning("could not discard temporary upload %s: %s", self.name, exc)
+
+
+class _PartBuffer:
+    """Collects a stream into parts of exactly ``part_size`` bytes.
+
+    Each part is a ``BytesIO`` written chunk by chunk and handed to botocore as a file: bytes
+    would be wrapped by botocore in a ``BytesIO`` that aiohttp copies whole (``getbuffer()`` on
+    shared memory), doubling the memory a part takes.
+    """
+
+    def __init__(self, part_size: int) -> None:
+        self.part_size = part_size
+        self.part = io.BytesIO()
+
+    @property
+    def size(self) -> int:
+        return self.part.tell()
+
+    def add(self, chunk: bytes) -> Iterator[io.BytesIO]:
+        """Take ``chunk``; yield every part it completes."""
+        rest = memoryview(chunk)
+        while self.size + len(rest) >= self.part_size:
+            room = self.part_size - self.size
+            self.part.write(rest[:room])
+            rest = rest[room:]
+            yield self.take()
+        self.part.write(rest)
+
+    def take(self) -> io.BytesIO:
+        """What was collected, rewound to its start; the buffer starts a new part."""
+        part, self.part = self.part, io.BytesIO()
+        part.seek(0)
+        return part
 
 
 @contextmanager

@@ -39,13 +39,13 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, last = first.strip(), last.strip()
     if not first:  # suffix range: the last N bytes
-        if not last.isdigit():
+        if not _is_digits(last):
             return None
         count = int(last)
         if count == 0 or size == 0:
             raise RangeNotSatisfiable(header)
         return ByteRange(max(0, size - count), size)
-    if not first.isdigit() or (last and not last.isdigit()):
+    if not _is_digits(first) or (last and not _is_digits(last)):
         return None
     start = int(first)
     end = int(last) + 1 if last else size
@@ -54,6 +54,12 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if start >= size:
         raise RangeNotSatisfiable(header)
     return ByteRange(start, min(end, size))
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" (a Latin-1 header byte), which
+    ``int`` then refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:

@@ -245,8 +245,9 @@ def _streamed(
 ) -> Response:
     """A streamed body with an honest Content-Length, cut short when ``rule`` truncates."""
     stop_after = rule.truncate_at if rule is not None and rule.kind == "truncate" else None
+    pause = rule.sleep_seconds if rule is not None and rule.kind == "slow" else 0.0
     return StreamingResponse(
-        stream_chunks(chunks, stop_after=stop_after),
+        stream_chunks(chunks, stop_after=stop_after, pause=pause),
         media_type=media_type,
         headers={"content-length": str(size)},
     )

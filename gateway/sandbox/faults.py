@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 OPS: tuple[str, ...] = ("create", "poll", "content", "file", "delete", "any")
-KINDS: tuple[str, ...] = ("latency", "status", "timeout", "truncate", "fail_job", "reject")
+KINDS: tuple[str, ...] = ("latency", "status", "timeout", "truncate", "slow", "fail_job", "reject")
 # Kinds that only make sense for some operations; the rest apply to every operation.
 KIND_OPS: Mapping[str, frozenset[str]] = {
     "truncate": frozenset({"content", "file"}),
+    "slow": frozenset({"content", "file"}),
     "fail_job": frozenset({"create"}),
     "reject": frozenset({"create"}),
 }
-DEFAULT_DELAY: Mapping[str, float] = {"latency": 1.0, "timeout": 30.0}
+DEFAULT_DELAY: Mapping[str, float] = {"latency": 1.0, "timeout": 30.0, "slow": 0.05}
 DEFAULT_MESSAGES: Mapping[int, str] = {
     429: "rate limit exceeded, please try again later",
     500: "no_valid_channel_error",
@@ -36,7 +37,8 @@ class FaultRule:
     kinds: ``latency`` (sleep ``delay`` then answer), ``status`` (answer HTTP ``status`` with an
     envelope, ``Retry-After: retry_after`` when set), ``timeout`` (sleep ``delay``, default 30 s,
     then answer), ``truncate`` (content/file: full Content-Length, connection cut after
-    ``truncate_at`` bytes), ``fail_job`` (create: accept, then the job fails with
+    ``truncate_at`` bytes), ``slow`` (content/file: pause ``delay`` seconds, default 0.05,
+    between 64 KiB chunks), ``fail_job`` (create: accept, then the job fails with
     ``error_code``/``error_message``), ``reject`` (create: 400 with ``message``).
     """
 

@@ -8,10 +8,11 @@ no copy per chunk, no whole file in memory. Pure: no I/O.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import zlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import lru_cache
 
 BLOCK_SIZE = 64 * 1024
@@ -51,9 +52,14 @@ def iter_video_chunks(content_seed: bytes, size: int) -> Iterator[bytes]:
 
 
 async def stream_chunks(
-    chunks: Iterable[bytes], *, stop_after: int | None = None
+    chunks: Iterable[bytes],
+    *,
+    stop_after: int | None = None,
+    pause: float = 0.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[bytes]:
-    """``chunks`` as an async stream; with ``stop_after``, raise after that many bytes.
+    """``chunks`` as an async stream; with ``stop_after``, raise after that many bytes; with
+    ``pause``, wait that long between chunks (a slow link).
 
     The exception (``TruncatedStream``) escapes the ASGI app mid-body so the server drops the
     connection: the client gets fewer bytes than the Content-Length it was promised.
@@ -66,6 +72,8 @@ async def stream_chunks(
             raise TruncatedStream(f"sandbox fault: body cut after {stop_after} bytes")
         sent += len(chunk)
         yield chunk
+        if pause:
+            await sleep(pause)
 
 
 class TruncatedStream(Exception):

@@ -31,6 +31,8 @@ from gateway.upstream.job import UpstreamJob
 log = logging.getLogger("gateway.jobs")
 
 UNFINISHED_POLLS_BEFORE_GIVING_UP = 5
+# An upstream asking us to wait longer than this is not taken literally.
+MAX_RETRY_AFTER_SECONDS = 600.0
 DEFAULT_CONTENT_TYPES = {"video": "video/mp4", "last_frame": "image/png"}
 
 
@@ -84,8 +86,9 @@ class JobRunner:
         while not stop.is_set():
             try:
                 if self._clock() >= next_sweep:
-                    await self.maintenance.run()
+                    # Scheduled first: a failing sweep must not block claims on every tick.
                     next_sweep = self._clock() + self._settings.sweep_interval_seconds
+                    await self.maintenance.run()
                 free = self.capacity - len(in_flight)
                 claimed = await self._claim(free) if free > 0 else []
             except Exception:
@@ -139,9 +142,7 @@ class JobRunner:
         """A job left ``submitting``: the gateway died between writing it and the upstream's
         answer. We cannot know whether the upstream has it, so it fails and is not charged."""
         if self._clock() - job.created_at < self._settings.submit_grace_seconds:
-            await self._update(
-                job, {"next_check_at": job.created_at + self._settings.submit_grace_seconds}
-            )
+            await self._update(job, _release(job.created_at + self._settings.submit_grace_seconds))
             return
         await self._fail(
             job, "submit_interrupted", "The gateway stopped while submitting this job."
@@ -153,7 +154,8 @@ class JobRunner:
             async with self._polls:
                 polled = await self._upstream.poll(job.upstream_id)
         except RateLimited as exc:
-            await self._reschedule(job, attempts=job.attempts, retry_after=exc.retry_after)
+            retry_after = min(exc.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS)
+            await self._reschedule(job, attempts=job.attempts, retry_after=retry_after)
             return
         except UpstreamNotFound:
             if job.attempts + 1 >= UNFINISHED_POLLS_BEFORE_GIVING_UP:
@@ -218,15 +220,37 @@ class JobRunner:
             )
             return
         try:
+            if job.attempts == 1 and job.upstream_video_url is None:
+                job = await self._refresh_links(job)  # once; then the /content fallback
             async with self._downloads, self._keeping_lease(job):
                 video = await self._fetch(job, job.upstream_video_url, "video")
                 last_frame = None
                 if job.request.get("return_last_frame"):
-                    last_frame = await self._fetch(job, job.upstream_last_frame_url, "last_frame")
+                    if job.upstream_last_frame_url:
+                        last_frame = await self._fetch(
+                            job, job.upstream_last_frame_url, "last_frame"
+                        )
+                    else:
+                        log.warning("upstream gave no last frame", extra={"job_id": job.id})
         except (GatewayError, BlobError) as exc:
             await self._download_failed(job, exc, expires)
             return
         await self._complete(job, video=video, last_frame=last_frame)
+
+    async def _refresh_links(self, job: Job) -> Job:
+        """Ask the upstream again for download links after a link stopped working."""
+        assert job.upstream_id is not None
+        async with self._polls:
+            polled = await self._upstream.poll(job.upstream_id)
+        if polled.status != "completed" or not polled.video_url:
+            return job  # no fresh link: the documented /content path is the fallback
+        return await self._update(
+            job,
+            {
+                "upstream_video_url": polled.video_url,
+                "upstream_last_frame_url": polled.last_frame_url,
+            },
+        )
 
     async def _fetch(self, job: Job, url: str | None, variant: str) -> Asset:
         assert job.upstream_id is not None

@@ -120,7 +120,14 @@ class VideoService:
             "next_check_at": now + self._settings.poll_min_seconds,
         }
         try:
-            updated = await self._store.update_job(job.id, changes)
+            updated = await self._store.update_job_if_status(
+                job.id, statuses=("submitting",), changes=changes
+            )
+            if updated is None:
+                # The runner gave up on this submit meanwhile (a very slow upstream answer):
+                # keep its verdict, but remember the upstream id for the audit trail.
+                log.warning("upstream accepted a job already given up", extra={"job_id": job.id})
+                updated = await self._store.update_job(job.id, {"upstream_id": accepted.id})
         except Exception:
             log.exception("could not record accepted upstream job", extra={"job_id": job.id})
             updated = None

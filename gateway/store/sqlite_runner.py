@@ -95,9 +95,13 @@ class RunnerQueries(SqliteDatabase):
     ) -> Job | None:
         assignments, values = job_assignments(changes)
         async with self._transaction() as connection:
+            # A job deleted while its video was downloading keeps no assets: its blob is left
+            # an orphan for the sweep, instead of a reference nothing would ever release.
             rows = list(
                 await connection.execute_fetchall(
-                    f"UPDATE jobs SET {assignments}, video_asset = ?, last_frame_asset = ?"  # noqa: S608
+                    f"UPDATE jobs SET {assignments},"  # noqa: S608
+                    " video_asset = CASE WHEN deleted_at IS NULL THEN ? END,"
+                    " last_frame_asset = CASE WHEN deleted_at IS NULL THEN ? END"
                     f" WHERE id = ? AND lease_owner = ? RETURNING {JOB_COLUMNS}",
                     (
                         *values,
@@ -110,11 +114,12 @@ class RunnerQueries(SqliteDatabase):
             )
             if not rows:
                 return None  # the lease was lost: the transaction changes nothing
+            job = job_from_row(rows[0])
             now = int(changes.get("updated_at", 0))
             for asset in (video, last_frame):
-                if asset is not None:
+                if asset is not None and job.deleted_at is None:
                     await _add_reference(connection, asset, now)
-        return job_from_row(rows[0])
+        return job
 
     async def get_asset(self, key: str) -> Asset | None:
         row = await self._fetch_one(

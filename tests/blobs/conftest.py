@@ -84,7 +84,9 @@ def s3_target(server: SeaweedServer, prefix: str) -> BlobTarget:
         options=options,
         leftovers=leftovers,
         abandon=abandon,
-        unwritable=lambda: open_blob_store(f"s3://no-such-bucket-{prefix}/x", **options),
+        unwritable=lambda: open_blob_store(
+            f"s3://{BUCKET}/{prefix}", **{**options, "secret_access_key": "wrong-secret"}
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 ACCESS_KEY_ID = "gateway-test-key"
-SECRET_ACCESS_KEY = "gateway-test-secret-0123456789"  # noqa: S105
+SECRET_ACCESS_KEY = "gateway-test-secret-0123456789"
 BUCKET = "gateway-blobs"
 REGION = "us-east-1"
 START_TIMEOUT = 30.0
@@ -102,6 +102,9 @@ class SeaweedServer:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             f"-bucket={BUCKET}",
+            # Unix sockets default to /tmp/seaweedfs-*-<port>.sock and outlive the run.
+            f"-s3.localSocket={self.data_dir / 's3.sock'}",
+            f"-filer.localSocket={self.data_dir / 'filer.sock'}",
             *(f"-{flag}={port}" for flag, port in self.ports.items()),
         ]
         env = {

@@ -34,7 +34,7 @@ async def read(store: BlobStore, key: str, start: int = 0, end: int | None = Non
 
 
 async def listed(store: BlobStore) -> list[str]:
-    return [key async for key in store.keys()]
+    return [key async for key in store.keys()]  # noqa: SIM118 (an async iterator, not a dict)
 
 
 async def assert_nothing_left(store: BlobStore, target: BlobTarget) -> None:
@@ -120,7 +120,9 @@ async def test_size_mismatch_is_refused_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("size", [SMALL, MULTIPART], ids=["small", "multipart"])
-async def test_source_failing_midway_leaves_nothing(store: BlobStore, target: BlobTarget, size: int):
+async def test_source_failing_midway_leaves_nothing(
+    store: BlobStore, target: BlobTarget, size: int
+):
     async def failing() -> AsyncIterator[bytes]:
         async for chunk in stream(os.urandom(size), chunk=MiB):
             yield chunk
@@ -147,6 +149,26 @@ async def test_cancelled_put_leaves_nothing(store: BlobStore, target: BlobTarget
     with pytest.raises(asyncio.CancelledError):
         await put
     await assert_nothing_left(store, target)
+
+
+async def test_sweep_spares_a_slow_put_in_progress(store: BlobStore, target: BlobTarget):
+    data = os.urandom(MULTIPART)
+    stalled, resume = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield data[: PART + 1]
+        stalled.set()
+        await resume.wait()
+        yield data[PART + 1 :]
+
+    put = asyncio.create_task(store.put(slow(), expected_size=MULTIPART))
+    await asyncio.wait_for(stalled.wait(), timeout=30)
+    assert target.leftovers() == 1
+    assert await store.sweep_temporary(0) == 0
+    resume.set()
+    info = await put
+    assert await read(store, info.key) == data
+    assert target.leftovers() == 0
 
 
 async def test_delete_is_idempotent(store: BlobStore):
@@ -193,7 +215,7 @@ async def test_check_writable(store: BlobStore, target: BlobTarget):
 
 
 async def test_invalid_keys_are_refused(store: BlobStore):
-    for bad in ("../etc/passwd", "ABC", UNKNOWN.upper()):
+    for bad in ("../etc/passwd", "abc", "F" * 64, UNKNOWN + "0"):
         with pytest.raises(BlobError):
             await store.stat(bad)
 
@@ -227,5 +249,5 @@ async def test_large_object_streams_in_constant_memory(store: BlobStore):
     assert (info.key, info.size) == (expected.hexdigest(), size)
     assert (digest.hexdigest(), received) == (expected.hexdigest(), size)
     print(f"peak memory: put {put_peak / MiB:.1f} MiB, read {read_peak / MiB:.1f} MiB")
-    assert put_peak < 3 * PART < size
+    assert put_peak < 2 * PART < size  # a part in memory (S3), never the whole object
     assert read_peak < 2 * MiB

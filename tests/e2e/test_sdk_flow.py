@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
+from gateway.sandbox.state import expected_video_bytes
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
 
 
 def upstream_content(gateway: GatewayHandle, sandbox: SandboxHandle, video_id: str) -> bytes:
     """The bytes the sandbox serves for the upstream job behind ``video_id``."""
-    job = gateway.server.call(gateway.server.config.app.state.context.store.get_job(video_id))
-    resp = httpx.get(
-        f"{sandbox.url}/v1/videos/{job.upstream_id}/content",
-        headers={"Authorization": "Bearer sk-test"},
-    )
-    assert resp.status_code == 200
-    return resp.content
+    return expected_video_bytes(sandbox.job(gateway.job(video_id).upstream_id))
 
 
 def test_create_multipart_as_the_sdk_sends_it(gateway: GatewayHandle, sandbox: SandboxHandle):

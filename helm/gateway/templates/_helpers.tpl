@@ -120,6 +120,10 @@ Rendered once (from the Deployment); every misconfiguration the chart can see fa
 {{- if or (hasKey $server "host") (hasKey $server "port") }}
 {{- fail "config.server.host/port are set by the chart (serve --host 0.0.0.0 --port containerPort): set containerPort instead." }}
 {{- end }}
+{{- $jobs := get $config "jobs" | default dict }}
+{{- if and (hasKey $jobs "runner") (not $jobs.runner) (not (include "gateway.worker" .)) }}
+{{- fail "config.jobs.runner=false and no worker Deployment: nothing would run the background jobs. Remove it (the chart sets GATEWAY_JOBS__RUNNER=false on API pods when worker.enabled)." }}
+{{- end }}
 {{- if and (not .Values.existingSecret) (not $sqlite) (hasSuffix "://" .Values.database.url) }}
 {{- fail (printf "database.url=%s is only a scheme: give the full URL, or set existingSecret to a Secret holding GATEWAY_DATABASE__URL." .Values.database.url) }}
 {{- end }}
@@ -128,11 +132,6 @@ Rendered once (from the Deployment); every misconfiguration the chart can see fa
 {{- fail (printf "storage.url=%s with several gateway pods needs a shared volume: enable persistence with accessModes [ReadWriteMany], or use s3:// storage." .Values.storage.url) }}
 {{- else if and (not .Values.persistence.existingClaim) (not (has "ReadWriteMany" .Values.persistence.accessModes)) }}
 {{- fail (printf "storage.url=%s with several gateway pods needs persistence.accessModes [ReadWriteMany] (every pod mounts /data), or s3:// storage." .Values.storage.url) }}
-{{- end }}
-{{- end }}
-{{- with .Values.podDisruptionBudget }}
-{{- if and .enabled (not (kindIs "invalid" .minAvailable)) (not (kindIs "invalid" .maxUnavailable)) }}
-{{- fail "podDisruptionBudget: give minAvailable or maxUnavailable, not both (set the other to null)." }}
 {{- end }}
 {{- end }}
 {{- end }}
