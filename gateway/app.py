@@ -17,11 +17,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from gateway.blobs.base import BlobStore, open_blob_store
-from gateway.domain.catalog import default_catalog
+from gateway.domain.catalog import Catalog, default_catalog
+from gateway.domain.pricing import PriceTable, missing_prices, price_table_from_config
+from gateway.services.creation import CreateService
 from gateway.services.jobs import JobRunner
 from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
-from gateway.settings import Settings, UpstreamSettings
+from gateway.settings import Settings, SettingsError, UpstreamSettings
 from gateway.store.base import Store, open_store
 from gateway.upstream.client import UpstreamClient
 from gateway.web.context import AppContext
@@ -84,14 +86,40 @@ async def open_resources(
     return Resources(store=store, upstream=upstream, blobs=blobs, sandbox_url=sandbox_url)
 
 
+def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
+    """What start-up needs beyond well-typed settings: a price for everything the catalog
+    accepts, and known option values. Raises ``SettingsError`` naming the problem."""
+    catalog = default_catalog(settings.requests.model_aliases)
+    unknown_aliases = sorted(
+        alias for alias, target in catalog.aliases.items() if target not in catalog.models
+    )
+    if unknown_aliases:
+        raise SettingsError(f"requests.model_aliases point at unknown models: {unknown_aliases}")
+    try:
+        prices = price_table_from_config(settings.prices)
+    except ValueError as exc:
+        raise SettingsError(f"[prices]: {exc}") from exc
+    missing = missing_prices(prices, catalog)
+    if missing:
+        listed = ", ".join(f"{model} {resolution}" for model, resolution in missing)
+        raise SettingsError(f"[prices] has no price for: {listed}")
+    if settings.cache.scope not in ("team", "key", "org"):
+        raise SettingsError("cache.scope must be 'team', 'key' or 'org'")
+    if settings.log.format not in ("json", "text"):
+        raise SettingsError("log.format must be 'json' or 'text'")
+    return catalog, prices
+
+
 def build_runner(
     settings: Settings, resources: Resources, clock: Callable[[], float] = time.time
 ) -> JobRunner:
+    _, prices = check_settings(settings)
     return JobRunner(
         resources.store,
         resources.upstream,
         resources.blobs,
         settings.jobs,
+        prices=prices,
         retention_days=settings.storage.retention_days,
         clock=clock,
     )
@@ -104,6 +132,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """Build the gateway. ``transport`` replaces the upstream network (tests); ``clock`` the time."""
+    catalog, prices = check_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,10 +142,19 @@ def create_app(
             store = resources.store
             app.state.context = AppContext(
                 settings=settings,
-                catalog=default_catalog(settings.requests.model_aliases),
+                catalog=catalog,
                 store=store,
                 blobs=resources.blobs,
                 keys=KeyService(store, clock=clock),
+                creator=CreateService(
+                    store,
+                    resources.upstream,
+                    prices,
+                    settings.jobs,
+                    settings.cache,
+                    retention_days=settings.storage.retention_days,
+                    clock=clock,
+                ),
                 videos=VideoService(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock
                 ),

@@ -196,6 +196,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.app import check_settings
+
+    check_settings(settings)
     print(json.dumps(describe(settings), indent=2))
     return 0
 

@@ -15,6 +15,7 @@ This module imports nothing from the web framework; ``web/rendering.py`` turns t
     ├── UnsupportedMediaType          415 invalid_request_error / unsupported_media_type
     ├── UnsatisfiableRange            416 invalid_request_error / range_not_satisfiable
     ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
+    ├── BudgetExceeded                429 insufficient_quota / budget_exceeded
     ├── ServiceUnavailable            503 server_error / service_unavailable
     └── UpstreamError                 502 upstream_error / upstream_error
         ├── UpstreamAuthError         502 upstream_error / upstream_auth_error
@@ -116,6 +117,14 @@ class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class BudgetExceeded(GatewayError):
+    """A budget limit would be exceeded; the message names scope, window, remainder and cost."""
+
+    status = 429
+    type = "insufficient_quota"
+    default_code = "budget_exceeded"
 
 
 class ServiceUnavailable(GatewayError):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.domain.pricing import DEFAULT_PRICES_USD
+
 ENV_PREFIX = "GATEWAY_"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 
@@ -117,6 +119,20 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    # Serve identical seeded requests from finished videos and join identical running ones.
+    enabled: bool = True
+    # Who shares cached videos: "team" (default), "key" or "org" (everyone).
+    scope: str = "team"
+    # Also dedupe requests without a seed (their output is not reproducible upstream).
+    include_unseeded: bool = False
+    # Charge a cache hit its full price (default: hits are free and need no budget).
+    charge_hits: bool = False
+    # Days a finished video stays servable as a hit; 0 = as long as it is stored.
+    ttl_days: int = 0
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     # Port of the in-process sandbox when it starts with `gateway serve` (0 = any free port).
     port: int = 0
@@ -140,8 +156,11 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     requests: RequestSettings = field(default_factory=RequestSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # USD per second by model and resolution ("720p", "720p_with_video"): [prices] in TOML.
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_PRICES_USD)
     aihubmix_api_key: Secret = Secret("")  # noqa: RUF009 (immutable)
     admin_token: Secret = Secret("")  # noqa: RUF009 (immutable)
 
@@ -152,7 +171,9 @@ class Settings:
 
 
 SECTIONS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)
+    f.name
+    for f in dataclasses.fields(Settings)
+    if isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)
 )
 
 
@@ -167,15 +188,25 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     data: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    prices = {model: dict(entries) for model, entries in DEFAULT_PRICES_USD.items()}
     path = config_file if config_file is not None else DEFAULT_CONFIG_FILE
     if config_file is not None or path.exists():
-        _merge(data, _read_toml(path), source=str(path))
+        document = _read_toml(path)
+        _merge_prices(prices, document.pop("prices", {}), source=str(path))
+        _merge(data, document, source=str(path))
+    if "GATEWAY_PRICES" in env:
+        _merge_prices(
+            prices, _json_object(env["GATEWAY_PRICES"], "GATEWAY_PRICES"), source="environment"
+        )
     _merge(data, _from_environment(env), source="environment")
     if overrides:
         _merge(data, {k: dict(v) for k, v in overrides.items()}, source="command line")
     sections = {name: _build_section(name, values) for name, values in data.items()}
     return Settings(
         **sections,
+        prices=types.MappingProxyType(
+            {model: types.MappingProxyType(entries) for model, entries in prices.items()}
+        ),
         aihubmix_api_key=Secret(env.get("AIHUBMIX_API_KEY", "")),
         admin_token=Secret(env.get("GATEWAY_ADMIN_TOKEN", "")),
     )
@@ -189,6 +220,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"config file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SettingsError(f"{where} must be a JSON object")
+    return value
+
+
+def _merge_prices(prices: dict[str, dict[str, float]], new: Any, *, source: str) -> None:
+    """Merge ``{model: {"720p": 0.154, ...}}`` price by price over the defaults."""
+    if not isinstance(new, Mapping):
+        raise SettingsError(f"[prices] in {source} must be a table of models")
+    for model, entries in new.items():
+        if not isinstance(entries, Mapping):
+            raise SettingsError(f"[prices] {model!r} in {source} must be a table of prices")
+        for key, value in entries.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(f"price {model}.{key} in {source} must be a number")
+            prices.setdefault(model, {})[key] = float(value)
 
 
 def _from_environment(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -274,6 +328,7 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
             f.name: (dict(v) if isinstance(v := getattr(section, f.name), Mapping) else v)
             for f in dataclasses.fields(section)
         }
+    out["prices"] = {model: dict(entries) for model, entries in settings.prices.items()}
     out["secrets"] = {
         "AIHUBMIX_API_KEY": "set" if settings.aihubmix_api_key else "not set",
         "GATEWAY_ADMIN_TOKEN": "set" if settings.admin_token else "not set",

@@ -20,7 +20,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from gateway.blobs.base import BlobError, BlobStore
+from gateway.domain.budgets import settle_amount
+from gateway.domain.pricing import PriceTable, default_price_table, price_of
 from gateway.domain.schedule import next_delay
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings
@@ -52,6 +55,7 @@ class JobRunner:
         blobs: BlobStore,
         settings: JobSettings,
         *,
+        prices: PriceTable | None = None,
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
@@ -60,6 +64,7 @@ class JobRunner:
         self._upstream = upstream
         self._blobs = blobs
         self._settings = settings
+        self._prices = prices or default_price_table()
         self._retention_days = retention_days
         self._clock = clock
         self.owner = owner or runner_id()
@@ -175,7 +180,7 @@ class JobRunner:
         """Move a leased job according to what the upstream just said about it."""
         now = self._clock()
         if polled.status == "completed":
-            downloading = await self._update(job, _finished_upstream(polled, now))
+            downloading = await self._update(job, finished_upstream_changes(polled, job, now))
             await self._download(downloading)
         elif polled.status == "failed":
             await self._fail(
@@ -344,18 +349,13 @@ class JobRunner:
         )
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
-        now = self._clock()
+        """Fail the job, refund its reservation and fail every video joined to it."""
         log.warning("job failed", extra={"job_id": job.id, "error_code": code})
-        await self._update(
-            job,
-            {
-                "status": "failed",
-                "error_code": code,
-                "error_message": message,
-                "completed_at": int(now),
-                **_release(None),
-            },
+        failed = await self._store.fail_job(
+            job.id, owner=self.owner, code=code, message=message, now=self._clock()
         )
+        if failed is None:
+            raise LeaseLost()
 
     async def _complete(self, job: Job, *, video: Asset | None, last_frame: Asset | None) -> None:
         now = self._clock()
@@ -369,8 +369,15 @@ class JobRunner:
         }
         if self._retention_days > 0:
             changes["expires_at"] = int(now) + self._retention_days * 86400
+        request = VideoRequest.from_json(job.request)
+        delivered = price_of(request, self._prices, duration=job.delivered_seconds)
         done = await self._store.complete_job(
-            job.id, owner=self.owner, changes=changes, video=video, last_frame=last_frame
+            job.id,
+            owner=self.owner,
+            changes=changes,
+            video=video,
+            last_frame=last_frame,
+            charge=settle_amount(job.cost_micros, delivered),
         )
         if done is None:
             raise LeaseLost()
@@ -382,8 +389,10 @@ def _release(next_check_at: float | None) -> dict[str, Any]:
     return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}
 
 
-def _finished_upstream(polled: UpstreamJob, now: float) -> dict[str, Any]:
+def finished_upstream_changes(polled: UpstreamJob, job: Job, now: float) -> dict[str, Any]:
+    """A job the upstream reports finished: ready for the runner to store its video."""
     return {
+        "delivered_seconds": polled.duration or job.request["duration"],
         "status": "downloading",
         "progress": 99,
         "refreshed_at": now,

@@ -1,9 +1,9 @@
-"""Video use cases: create, get (refreshing a stale running job), list, delete, stored content.
+"""Video use cases after creation: get (refreshing a stale running job), list, delete, and
+the stored content.
 
 Works over the ports only (``Store``, ``UpstreamClient``, ``BlobStore``); knows nothing of HTTP.
-The create path writes the job before calling upstream, so a crash never leaves an upstream job
-we do not know. Reads never finish a job: they may learn that it finished upstream, but storing
-the video and settling it is the job runner's work.
+Reads never finish a job: they may learn that it finished upstream, but storing the video and
+settling its money is the job runner's work.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from gateway.blobs.base import BlobStore
-from gateway.domain.video_request import VideoRequest
-from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamError
-from gateway.ids import new_id
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.services.jobs import finished_upstream_changes
 from gateway.services.keys import Principal
 from gateway.settings import JobSettings
-from gateway.store.base import Asset, Job, Order, Store
+from gateway.store.base import TERMINAL_STATUSES, Asset, Job, Order, Store
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.job import UpstreamJob
 
 log = logging.getLogger("gateway.videos")
 
@@ -68,77 +66,23 @@ class VideoService:
         self._settings = settings
         self._clock = clock
 
-    async def create(
-        self, principal: Principal, request: VideoRequest, *, request_id: str | None = None
-    ) -> Job:
-        """Record the job, submit it upstream, and return it as the upstream accepted it."""
-        now = self._clock()
-        job = Job(
-            id=new_id("video", now=now),
-            team_id=principal.team_id,
-            key_id=principal.key_id,
-            model=request.model,
-            request=request.to_json(),
-            status="submitting",
-            created_at=int(now),
-            updated_at=int(now),
-            # Should this process die before the upstream answers, the runner settles it later.
-            next_check_at=now + self._settings.submit_grace_seconds,
-        )
-        await self._store.insert_job(job)
-        try:
-            accepted = await self._upstream.submit(job.request, request_id=request_id)
-        except GatewayError as exc:
-            await self._mark_rejected(job, exc.code, exc.message)
-            raise
-        except Exception as exc:
-            await self._mark_rejected(job, "internal_error", "The upstream call failed.")
-            raise UpstreamError("The upstream call failed unexpectedly.") from exc
-        return await self._record_accepted(job, accepted)
-
-    async def _mark_rejected(self, job: Job, code: str, message: str) -> None:
-        await self._store.update_job(
-            job.id,
-            {
-                "status": "rejected",
-                "error_code": code,
-                "error_message": message,
-                "updated_at": int(self._clock()),
-                "next_check_at": None,
-            },
-        )
-
-    async def _record_accepted(self, job: Job, accepted: UpstreamJob) -> Job:
-        """Store the upstream id. The upstream has the job now: never fail this request after it."""
-        now = self._clock()
-        changes: dict[str, Any] = {
-            "upstream_id": accepted.id,
-            "status": "in_progress" if accepted.status == "in_progress" else "queued",
-            "progress": min(accepted.progress, 99),
-            "refreshed_at": now,
-            "updated_at": int(now),
-            "next_check_at": now + self._settings.poll_min_seconds,
-        }
-        try:
-            updated = await self._store.update_job_if_status(
-                job.id, statuses=("submitting",), changes=changes
-            )
-            if updated is None:
-                # The runner gave up on this submit meanwhile (a very slow upstream answer):
-                # keep its verdict, but remember the upstream id for the audit trail.
-                log.warning("upstream accepted a job already given up", extra={"job_id": job.id})
-                updated = await self._store.update_job(job.id, {"upstream_id": accepted.id})
-        except Exception:
-            log.exception("could not record accepted upstream job", extra={"job_id": job.id})
-            updated = None
-        return updated or Job(**{**_job_fields(job), **changes})
-
     async def get(self, principal: Principal, video_id: str) -> Job:
-        """The job as the team sees it, refreshed from upstream when running and stale."""
+        """The job as the team sees it, refreshed from upstream when running and stale.
+
+        A video coalesced onto another request's job shows that job's progress until it ends.
+        """
         job = await self._visible(principal, video_id)
-        if self._needs_refresh(job):
-            job = await self._refresh(job)
-        return job
+        if job.leader_id is not None and job.status not in TERMINAL_STATUSES:
+            # A leader deleted by its owner still runs for its followers.
+            leader = await self._store.get_job(job.leader_id, include_deleted=True)
+            if leader is not None:
+                leader = await self._refreshed(leader)
+                return replace(job, status=_shown(leader.status), progress=leader.progress)
+            return job
+        return await self._refreshed(job)
+
+    async def _refreshed(self, job: Job) -> Job:
+        return await self._refresh(job) if self._needs_refresh(job) else job
 
     def _needs_refresh(self, job: Job) -> bool:
         if job.status not in ("queued", "in_progress") or job.upstream_id is None:
@@ -158,15 +102,7 @@ class VideoService:
         now = self._clock()
         changes: dict[str, Any] = {"refreshed_at": now, "updated_at": int(now)}
         if polled.status == "completed":
-            changes |= {
-                "status": "downloading",
-                "progress": 99,
-                "upstream_finished_at": now,
-                "upstream_video_url": polled.video_url,
-                "upstream_last_frame_url": polled.last_frame_url,
-                "attempts": 0,
-                "next_check_at": now,
-            }
+            changes |= finished_upstream_changes(polled, job, now) | {"next_check_at": now}
         elif polled.status == "failed":
             changes["next_check_at"] = now  # the runner records the failure (and refunds)
         else:
@@ -220,9 +156,10 @@ class VideoService:
         return job
 
 
+def _shown(status: str) -> Any:
+    """A leader's status as its followers show it (a leader's hidden states look running)."""
+    return "queued" if status == "submitting" else status
+
+
 def _not_found(video_id: str) -> NotFound:
     return NotFound(f"No video found with id '{video_id}'.", param="video_id")
-
-
-def _job_fields(job: Job) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in Job.__dataclass_fields__}

@@ -10,6 +10,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
+
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
 # but not yet in our storage. None of these three is ever shown as such to clients.
@@ -18,6 +20,8 @@ JobStatus = Literal[
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rejected"})
 Order = Literal["asc", "desc"]
+MoneyState = Literal["none", "reserved", "charged", "refunded"]
+CacheResult = Literal["miss", "hit", "coalesced", "bypass"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,14 @@ class Job:
     video_asset: str | None = None
     last_frame_asset: str | None = None
     expires_at: int | None = None
+    cost_micros: int = 0
+    charged_micros: int | None = None
+    money_state: MoneyState = "none"
+    reserved_at: float | None = None
+    delivered_seconds: int | None = None
+    cache_key: str | None = None
+    cache_result: CacheResult | None = None
+    leader_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,65 @@ class Asset:
     key: str
     size: int
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimit:
+    """A cap on what one scope may spend in one window, in micro-USD."""
+
+    scope: Scope
+    scope_id: str
+    window: Window
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionPlan:
+    """Everything ``admit_job`` needs to decide, in one transaction, what a create becomes.
+
+    ``job`` is the row to insert when the request goes upstream (status ``submitting``,
+    ``cost_micros`` set). ``lookup``: serve a finished identical video or join a running one;
+    ``register``: become the in-flight entry others join. ``charge_hits``: a hit costs its
+    price too (reserved and charged at once).
+    """
+
+    job: Job
+    scopes: tuple[ScopeRef, ...]
+    now: float
+    cache_key: str | None = None
+    lookup: bool = False
+    register: bool = False
+    charge_hits: bool = False
+    cache_ttl_seconds: float | None = None
+    # A hit is a new video: it is kept this long from now (None: forever), like any other.
+    retention_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a create became: ``miss``/``bypass`` (submit ``job`` upstream), ``hit`` (already
+    completed) or ``coalesced`` (joined ``job.leader_id``)."""
+
+    job: Job
+    outcome: CacheResult
+
+    @property
+    def submit_upstream(self) -> bool:
+        return self.outcome in ("miss", "bypass")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One line of a usage report (micro-USD and counts for one group)."""
+
+    group: str
+    spent: int
+    reserved: int
+    refunded: int
+    videos: int
+    seconds: int
+    saved: int = 0
+    videos_saved: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +181,7 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
         "attempts",
         "upstream_finished_at",
         "expires_at",
+        "delivered_seconds",
     }
 )
 
@@ -152,8 +224,10 @@ class Store(Protocol):
     # Jobs
     async def insert_job(self, job: Job) -> None: ...
 
-    async def get_job(self, job_id: str, team_id: str | None = None) -> Job | None:
-        """The job, restricted to ``team_id`` when given; deleted jobs are not returned."""
+    async def get_job(
+        self, job_id: str, team_id: str | None = None, *, include_deleted: bool = False
+    ) -> Job | None:
+        """The job, restricted to ``team_id`` when given; deleted jobs only when asked."""
 
     async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:
         """Apply ``changes`` (keys from ``UPDATABLE_JOB_FIELDS``); return the new row."""
@@ -195,9 +269,51 @@ class Store(Protocol):
         changes: Mapping[str, Any],
         video: Asset | None,
         last_frame: Asset | None,
+        charge: int | None = None,
     ) -> Job | None:
-        """Record stored assets (one more reference each) and the job's final state in one
-        transaction, only while ``owner`` holds the lease; None when it was lost."""
+        """In one transaction, only while ``owner`` holds the lease: record the stored assets
+        (one more reference each), the job's final state, charge ``charge`` micro-USD (default:
+        its reserved price) in place of its reservation, complete every video coalesced onto
+        it, and make its cache entry a servable hit. None when the lease was lost."""
+
+    async def fail_job(
+        self,
+        job_id: str,
+        *,
+        owner: str | None,
+        code: str,
+        message: str,
+        now: float,
+        rejected: bool = False,
+    ) -> Job | None:
+        """In one transaction: mark the job failed (``rejected`` when the upstream refused the
+        submit), refund its reservation, fail every video coalesced onto it and drop its cache
+        entry. With ``owner``, only while that runner holds the lease; without, only while the
+        job is still ``submitting``. None when neither held."""
+
+    # Admission, budgets and the ledger
+    async def admit_job(self, plan: AdmissionPlan) -> Admission:
+        """Decide and record a create atomically: a cache hit, a join onto a running identical
+        job, or a new job whose price is reserved against every scope's limits (raising
+        ``BudgetExceeded`` when one does not fit) and, when asked, registered as in flight."""
+
+    async def budget_lines(self, scopes: tuple[ScopeRef, ...], now: float) -> list[BudgetLine]:
+        """Limits, spend and reservations of these scopes in the windows current at ``now``."""
+
+    async def set_limit(self, limit: BudgetLimit, now: int) -> None: ...
+
+    async def clear_limit(self, scope: Scope, scope_id: str, window: Window) -> bool: ...
+
+    async def list_limits(
+        self, scope: Scope | None = None, scope_id: str | None = None
+    ) -> list[BudgetLimit]: ...
+
+    async def audit(self) -> list[str]:
+        """Every difference between the counters and the ledger, and every finished job whose
+        money is still reserved; an empty list means the books balance."""
+
+    async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:
+        """The team's money and videos since ``since`` grouped ``by`` model, key or day."""
 
     async def get_asset(self, key: str) -> Asset | None: ...
 

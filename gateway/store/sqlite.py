@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
+from gateway.store.sqlite_admission import AdmissionQueries
 from gateway.store.sqlite_db import (
     INSERT_JOB,
     SELECT_JOB,
@@ -22,7 +23,6 @@ from gateway.store.sqlite_db import (
     raise_translated,
     split_statements,
 )
-from gateway.store.sqlite_runner import RunnerQueries
 
 __all__ = ["SqliteStore", "parse_sqlite_url", "split_statements"]
 
@@ -33,7 +33,7 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
-class SqliteStore(RunnerQueries):
+class SqliteStore(AdmissionQueries):
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""
 
     async def create_team(self, name: str, now: int) -> Team:
@@ -113,12 +113,17 @@ class SqliteStore(RunnerQueries):
                 missing=f"job {job.id!r} refers to an unknown team or key",
             )
 
-    async def get_job(self, job_id: str, team_id: str | None = None) -> Job | None:
-        sql = SELECT_JOB + " WHERE id = ? AND deleted_at IS NULL"
-        if team_id is None:
-            row = await self._fetch_one(sql, (job_id,))
-        else:
-            row = await self._fetch_one(sql + " AND team_id = ?", (job_id, team_id))
+    async def get_job(
+        self, job_id: str, team_id: str | None = None, *, include_deleted: bool = False
+    ) -> Job | None:
+        sql = SELECT_JOB + " WHERE id = ?"
+        parameters: list[str] = [job_id]
+        if not include_deleted:
+            sql += " AND deleted_at IS NULL"
+        if team_id is not None:
+            sql += " AND team_id = ?"
+            parameters.append(team_id)
+        row = await self._fetch_one(sql, parameters)
         return job_from_row(row) if row is not None else None
 
     async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:

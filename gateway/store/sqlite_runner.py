@@ -84,43 +84,6 @@ class RunnerQueries(SqliteDatabase):
             job_id, changes, f" AND status IN ({marks}) AND lease_owner IS NULL", tuple(statuses)
         )
 
-    async def complete_job(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        changes: Mapping[str, Any],
-        video: Asset | None,
-        last_frame: Asset | None,
-    ) -> Job | None:
-        assignments, values = job_assignments(changes)
-        async with self._transaction() as connection:
-            # A job deleted while its video was downloading keeps no assets: its blob is left
-            # an orphan for the sweep, instead of a reference nothing would ever release.
-            rows = list(
-                await connection.execute_fetchall(
-                    f"UPDATE jobs SET {assignments},"  # noqa: S608
-                    " video_asset = CASE WHEN deleted_at IS NULL THEN ? END,"
-                    " last_frame_asset = CASE WHEN deleted_at IS NULL THEN ? END"
-                    f" WHERE id = ? AND lease_owner = ? RETURNING {JOB_COLUMNS}",
-                    (
-                        *values,
-                        video.key if video else None,
-                        last_frame.key if last_frame else None,
-                        job_id,
-                        owner,
-                    ),
-                )
-            )
-            if not rows:
-                return None  # the lease was lost: the transaction changes nothing
-            job = job_from_row(rows[0])
-            now = int(changes.get("updated_at", 0))
-            for asset in (video, last_frame):
-                if asset is not None and job.deleted_at is None:
-                    await _add_reference(connection, asset, now)
-        return job
-
     async def get_asset(self, key: str) -> Asset | None:
         row = await self._fetch_one(
             "SELECT key, size, content_type FROM assets WHERE key = ?", (key,)
@@ -171,7 +134,7 @@ class RunnerQueries(SqliteDatabase):
         return tuple(released)
 
 
-async def _add_reference(connection: aiosqlite.Connection, asset: Asset, now: int) -> None:
+async def add_reference(connection: aiosqlite.Connection, asset: Asset, now: int) -> None:
     await connection.execute(
         "INSERT INTO assets (key, size, content_type, refs, created_at) VALUES (?, ?, ?, 1, ?)"
         " ON CONFLICT (key) DO UPDATE SET refs = refs + 1",

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from gateway.blobs.base import BlobStore
 from gateway.domain.catalog import Catalog
+from gateway.services.creation import CreateService
 from gateway.services.keys import KeyService, Principal
 from gateway.services.videos import VideoService
 from gateway.settings import Settings
@@ -21,6 +22,7 @@ class AppContext:
     store: Store
     blobs: BlobStore
     keys: KeyService
+    creator: CreateService
     videos: VideoService
 
 
@@ -32,4 +34,7 @@ def context(request: Request) -> AppContext:
 
 async def authenticate(request: Request) -> Principal:
     """The caller's principal from the ``Authorization`` header (401 otherwise)."""
-    return await context(request).keys.authenticate(request.headers.get("authorization"))
+    principal = await context(request).keys.authenticate(request.headers.get("authorization"))
+    request.state.key_id = principal.key_id  # for the access log: the key's id, never the key
+    request.state.team_id = principal.team_id
+    return principal

@@ -13,7 +13,10 @@ import orjson
 from starlette.responses import Response
 
 from gateway.domain.catalog import size_for
+from gateway.domain.money import micros_to_usd_str
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError
+from gateway.services.creation import Quote
 from gateway.services.videos import PUBLIC_STATUS
 from gateway.store.base import Job
 
@@ -67,6 +70,9 @@ def render_video(job: Job, base_url: str) -> dict[str, Any]:
         "generate_audio": request["generate_audio"],
         "return_last_frame": request["return_last_frame"],
         "watermark": request["watermark"],
+        "cost_usd": micros_to_usd_str(
+            job.charged_micros if job.charged_micros is not None else job.cost_micros
+        ),
         "last_frame_url": (
             f"{base_url}/v1/videos/{job.id}/content?variant=thumbnail"
             if job.last_frame_asset
@@ -83,4 +89,31 @@ def render_video_list(jobs: list[Job], has_more: bool, base_url: str) -> dict[st
         "first_id": jobs[0].id if jobs else None,
         "last_id": jobs[-1].id if jobs else None,
         "has_more": has_more,
+    }
+
+
+def render_quote(request: VideoRequest, quote: Quote) -> dict[str, Any]:
+    """The dry-run answer: the price and, for every limit that applies, what remains."""
+    return {
+        "object": "video.quote",
+        "model": request.model,
+        "seconds": str(request.duration),
+        "resolution": request.resolution,
+        "cost_usd": micros_to_usd_str(quote.cost),
+        "cost_micros": quote.cost,
+        "fits": quote.fits,
+        "budgets": [
+            {
+                "scope": line.scope.scope,
+                "scope_id": line.scope.id,
+                "window": line.window,
+                "limit_usd": micros_to_usd_str(line.limit),
+                "spent_usd": micros_to_usd_str(line.spent),
+                "reserved_usd": micros_to_usd_str(line.reserved),
+                "remaining_usd": micros_to_usd_str(line.remaining or 0),
+                "fits": line.fits(quote.cost),
+            }
+            for line in quote.lines
+            if line.limit is not None
+        ],
     }

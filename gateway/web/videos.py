@@ -7,12 +7,14 @@ from typing import get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.money import micros_to_usd_str
 from gateway.domain.requests import parse_video_request
 from gateway.errors import InvalidRequest, UnsupportedFeature
+from gateway.services.creation import CacheDirective
 from gateway.store.base import TERMINAL_STATUSES, Order
 from gateway.web.body import decode_body
 from gateway.web.context import authenticate, context
-from gateway.web.rendering import JSONResponse, render_video, render_video_list
+from gateway.web.rendering import JSONResponse, render_quote, render_video, render_video_list
 
 DEFAULT_LIST_LIMIT = 20
 MAX_LIST_LIMIT = 100
@@ -28,12 +30,38 @@ async def create_video(request: Request) -> Response:
         reject_unknown_fields=ctx.settings.requests.reject_unknown_fields,
         from_form=from_form,
     )
-    job = await ctx.videos.create(
-        principal, video_request, request_id=request.headers.get("x-request-id")
+    if _is_dry_run(request.headers.get("x-gateway-dry-run")):
+        quote = await ctx.creator.quote(principal, video_request)
+        return JSONResponse(
+            render_quote(video_request, quote),
+            headers={"X-Gateway-Cost-USD": micros_to_usd_str(quote.cost)},
+        )
+    admission = await ctx.creator.create(
+        principal,
+        video_request,
+        directive=cache_directive(request.headers.get("cache-control")),
+        request_id=request.state.request_id,
     )
-    return JSONResponse(
-        render_video(job, public_base_url(request)), headers=_poll_headers(request, job.status)
-    )
+    job = admission.job
+    request.state.cache_result = admission.outcome
+    headers = _poll_headers(request, job.status)
+    headers["X-Gateway-Cache"] = admission.outcome
+    headers["X-Gateway-Cost-USD"] = micros_to_usd_str(job.cost_micros)
+    return JSONResponse(render_video(job, public_base_url(request)), headers=headers)
+
+
+def _is_dry_run(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes")
+
+
+def cache_directive(cache_control: str | None) -> CacheDirective:
+    """``no-store`` (no lookup, no registration) beats ``no-cache`` (fresh generation)."""
+    directives = {part.strip().lower() for part in (cache_control or "").split(",")}
+    if "no-store" in directives:
+        return "no-store"
+    if "no-cache" in directives:
+        return "no-cache"
+    return "default"
 
 
 async def retrieve_video(request: Request) -> Response:

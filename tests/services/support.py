@@ -20,13 +20,15 @@ from typing import Any
 import httpx
 
 from gateway.blobs.filesystem import FilesystemBlobStore
+from gateway.domain.pricing import default_price_table
 from gateway.domain.video_request import VideoRequest
 from gateway.sandbox import Job as SandboxJob
 from gateway.sandbox import SandboxConfig, SandboxState, create_sandbox_app
+from gateway.services.creation import CreateService
 from gateway.services.jobs import JobRunner
 from gateway.services.keys import Principal
 from gateway.services.videos import VideoService
-from gateway.settings import JobSettings
+from gateway.settings import CacheSettings, JobSettings
 from gateway.store.base import TERMINAL_STATUSES, Job
 from gateway.store.sqlite import SqliteStore
 from gateway.upstream.client import UpstreamClient
@@ -95,6 +97,7 @@ class World:
     upstream: UpstreamClient
     runner: JobRunner
     videos: VideoService
+    creator: CreateService
     principal: Principal
     retention_days: int
 
@@ -112,9 +115,10 @@ class World:
         )
 
     async def create(self, **request: Any) -> Job:
-        """``POST /v1/videos`` as the web layer does it: through ``VideoService.create``."""
+        """``POST /v1/videos`` as the web layer does it: through ``CreateService.create``."""
         fields: dict[str, Any] = {"model": FAST_MODEL, "prompt": "a cat on a skateboard"}
-        return await self.videos.create(self.principal, VideoRequest(**(fields | request)))
+        admission = await self.creator.create(self.principal, VideoRequest(**(fields | request)))
+        return admission.job
 
     async def job(self, job_id: str) -> Job:
         """The stored row, deleted or not."""
@@ -209,6 +213,15 @@ async def build_world(
         upstream=upstream,
         runner=runner,
         videos=VideoService(store, upstream, blobs, job_settings, clock=clock),
+        creator=CreateService(
+            store,
+            upstream,
+            default_price_table(),
+            job_settings,
+            CacheSettings(),
+            retention_days=retention_days,
+            clock=clock,
+        ),
         principal=Principal(key_id=key.id, team_id=team.id),
         retention_days=retention_days,
     )

@@ -78,7 +78,8 @@ def test_secrets_only_from_environment_and_masked(tmp_path: Path):
 def test_example_config_lists_every_setting_with_its_default():
     example = tomllib.loads((REPO / "config.example.toml").read_text())
     defaults = Settings()
-    assert set(example) == set(SECTIONS)
+    assert set(example) == {*SECTIONS, "prices"}
+    assert example["prices"] == {m: dict(e) for m, e in defaults.prices.items()}
     for section in SECTIONS:
         fields = {
             f.name: getattr(getattr(defaults, section), f.name)

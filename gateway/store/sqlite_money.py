@@ -1,0 +1,284 @@
+"""SQLite queries for money: limits, counters, the ledger, quotes, the audit and usage reports.
+
+Every movement changes the counters of each scope (key, team, org) in each window (total, day,
+month) and writes one ledger row per scope, in the caller's transaction. Reservations settle in
+the periods they were made in (``jobs.reserved_at``), whenever they settle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Literal
+
+import aiosqlite
+
+from gateway.domain.budgets import (
+    ORG_ID,
+    WINDOWS,
+    BudgetLine,
+    Scope,
+    ScopeRef,
+    Window,
+    check,
+    period_of,
+)
+from gateway.errors import BudgetExceeded
+from gateway.store.base import BudgetLimit, Job, UsageRow
+from gateway.store.sqlite_runner import RunnerQueries
+
+MovementKind = Literal["reserve", "charge", "refund"]
+USAGE_GROUPS = {"model": "j.model", "key": "j.key_id", "day": "l.day"}
+
+
+def job_scopes(key_id: str, team_id: str) -> tuple[ScopeRef, ...]:
+    return (ScopeRef("key", key_id), ScopeRef("team", team_id), ScopeRef("org", ORG_ID))
+
+
+class MoneyQueries(RunnerQueries):
+    async def _lines(
+        self, connection: aiosqlite.Connection, scopes: Sequence[ScopeRef], now: float
+    ) -> list[BudgetLine]:
+        """The budget lines of ``scopes`` for the windows current at ``now``."""
+        lines: list[BudgetLine] = []
+        for ref in scopes:
+            limits = {
+                row[0]: row[1]
+                for row in await connection.execute_fetchall(
+                    "SELECT window_kind, limit_micros FROM budget_limits"
+                    " WHERE scope = ? AND scope_id = ?",
+                    (ref.scope, ref.id),
+                )
+            }
+            for window in WINDOWS:
+                rows = list(
+                    await connection.execute_fetchall(
+                        "SELECT spent, reserved FROM budget_counters WHERE scope = ?"
+                        " AND scope_id = ? AND window_kind = ? AND period = ?",
+                        (ref.scope, ref.id, window, period_of(window, now)),
+                    )
+                )
+                spent, reserved = (rows[0][0], rows[0][1]) if rows else (0, 0)
+                lines.append(BudgetLine(ref, window, limits.get(window), spent, reserved))
+        return lines
+
+    async def _check_and_reserve(
+        self,
+        connection: aiosqlite.Connection,
+        job_id: str,
+        scopes: Sequence[ScopeRef],
+        cost: int,
+        now: float,
+    ) -> None:
+        """Reserve ``cost`` in every scope, or raise ``BudgetExceeded`` and change nothing."""
+        violations = check(cost, await self._lines(connection, scopes, now))
+        if violations:
+            first = violations[0]
+            name = await self._scope_name(connection, first.line.scope)
+            raise BudgetExceeded(first.message(name))
+        await self._move(connection, job_id, "reserve", scopes, now, reserved=cost, spent=0)
+
+    async def _scope_name(self, connection: aiosqlite.Connection, ref: ScopeRef) -> str | None:
+        if ref.scope == "team":
+            rows = list(
+                await connection.execute_fetchall("SELECT name FROM teams WHERE id = ?", (ref.id,))
+            )
+        elif ref.scope == "key":
+            rows = list(
+                await connection.execute_fetchall(
+                    "SELECT COALESCE(NULLIF(name, ''), prefix) FROM api_keys WHERE id = ?",
+                    (ref.id,),
+                )
+            )
+        else:
+            return None
+        return str(rows[0][0]) if rows else None
+
+    async def _move(
+        self,
+        connection: aiosqlite.Connection,
+        job_id: str,
+        kind: MovementKind,
+        scopes: Sequence[ScopeRef],
+        at: float,
+        *,
+        reserved: int,
+        spent: int,
+        recorded_at: float | None = None,
+    ) -> None:
+        """Add ``reserved``/``spent`` to every window counter of ``scopes`` for the periods of
+        ``at``, and write the ledger rows that say so (dated ``recorded_at``, default ``at``)."""
+        day, month = period_of("day", at), period_of("month", at)
+        for ref in scopes:
+            for window in WINDOWS:
+                await connection.execute(
+                    "INSERT INTO budget_counters (scope, scope_id, window_kind, period, reserved, spent)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind, period)"
+                    " DO UPDATE SET reserved = reserved + excluded.reserved,"
+                    " spent = spent + excluded.spent",
+                    (ref.scope, ref.id, window, period_of(window, at), reserved, spent),
+                )
+            await connection.execute(
+                "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
+                " spent_delta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, kind, ref.scope, ref.id, day, month, reserved, spent, recorded_at or at),
+            )
+
+    async def _settle(
+        self, connection: aiosqlite.Connection, job: Job, *, charge: int | None, now: float
+    ) -> int | None:
+        """Turn a job's reservation into a charge (``charge`` None: refund it) in the periods
+        it was reserved in; the amount charged, or None when nothing was reserved."""
+        if job.money_state != "reserved" or job.reserved_at is None:
+            return None
+        scopes = job_scopes(job.key_id, job.team_id)
+        cost = job.cost_micros
+        kind: MovementKind = "refund" if charge is None else "charge"
+        charged = 0 if charge is None else charge
+        await self._move(
+            connection,
+            job.id,
+            kind,
+            scopes,
+            job.reserved_at,
+            reserved=-cost,
+            spent=charged,
+            recorded_at=now,
+        )
+        await connection.execute(
+            "UPDATE jobs SET money_state = ?, charged_micros = ? WHERE id = ?",
+            ("refunded" if charge is None else "charged", charged, job.id),
+        )
+        return charged
+
+    # -- limits and quotes ----------------------------------------------------------------
+
+    async def budget_lines(self, scopes: tuple[ScopeRef, ...], now: float) -> list[BudgetLine]:
+        async with self._reading() as connection:
+            return await self._lines(connection, scopes, now)
+
+    async def set_limit(self, limit: BudgetLimit, now: int) -> None:
+        if limit.limit < 0:
+            raise ValueError("a budget limit cannot be negative")
+        async with self._writing() as connection:
+            await connection.execute(
+                "INSERT INTO budget_limits (scope, scope_id, window_kind, limit_micros, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind)"
+                " DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
+                (limit.scope, limit.scope_id, limit.window, limit.limit, now),
+            )
+
+    async def clear_limit(self, scope: Scope, scope_id: str, window: Window) -> bool:
+        async with self._writing() as connection:
+            cursor = await connection.execute(
+                "DELETE FROM budget_limits WHERE scope = ? AND scope_id = ? AND window_kind = ?",
+                (scope, scope_id, window),
+            )
+            return cursor.rowcount == 1
+
+    async def list_limits(
+        self, scope: Scope | None = None, scope_id: str | None = None
+    ) -> list[BudgetLimit]:
+        sql = "SELECT scope, scope_id, window_kind, limit_micros FROM budget_limits"
+        conditions: list[str] = []
+        parameters: list[str] = []
+        if scope is not None:
+            conditions.append("scope = ?")
+            parameters.append(scope)
+        if scope_id is not None:
+            conditions.append("scope_id = ?")
+            parameters.append(scope_id)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        rows = await self._fetch(sql + " ORDER BY scope, scope_id, window_kind", parameters)
+        return [BudgetLimit(row[0], row[1], row[2], row[3]) for row in rows]
+
+    # -- audit and usage ------------------------------------------------------------------
+
+    async def audit(self) -> list[str]:
+        expected: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        for scope, scope_id, day, month, reserved, spent in await self._fetch(
+            "SELECT scope, scope_id, day, month, SUM(reserved_delta), SUM(spent_delta)"
+            " FROM ledger GROUP BY scope, scope_id, day, month"
+        ):
+            for window, period in (("total", "total"), ("day", day), ("month", month)):
+                totals = expected[(scope, scope_id, window, period)]
+                totals[0] += reserved
+                totals[1] += spent
+        actual = {
+            (row[0], row[1], row[2], row[3]): [row[4], row[5]]
+            for row in await self._fetch(
+                "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
+            )
+        }
+        problems: list[str] = []
+        for where in sorted(set(expected) | set(actual)):
+            want, have = expected.get(where, [0, 0]), actual.get(where, [0, 0])
+            if want != have:
+                problems.append(
+                    f"counter {'/'.join(where)}: reserved {have[0]} spent {have[1]},"
+                    f" ledger says reserved {want[0]} spent {want[1]}"
+                )
+        for job_id, status in await self._fetch(
+            "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
+            " AND status IN ('completed', 'failed', 'rejected')"
+        ):
+            problems.append(f"job {job_id} is {status} but its money is still reserved")
+        for job_id, net in await self._fetch(
+            "SELECT l.job_id, SUM(l.reserved_delta) FROM ledger l JOIN jobs j ON j.id = l.job_id"
+            " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
+            " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0"
+        ):
+            problems.append(f"job {job_id} is settled but {net} micro-USD stay reserved")
+        return problems
+
+    async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:
+        group = USAGE_GROUPS.get(by)
+        if group is None:
+            raise ValueError(f"usage can be grouped by {', '.join(USAGE_GROUPS)}, not {by!r}")
+        money = await self._fetch(
+            f"SELECT {group}, SUM(l.spent_delta), SUM(l.reserved_delta),"  # noqa: S608
+            " SUM(CASE WHEN l.kind = 'refund' THEN -l.reserved_delta ELSE 0 END),"
+            " SUM(CASE WHEN l.kind = 'charge' THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN l.kind = 'charge' THEN COALESCE(j.delivered_seconds, 0) ELSE 0 END)"
+            " FROM ledger l JOIN jobs j ON j.id = l.job_id"
+            " WHERE l.scope = 'team' AND l.scope_id = ? AND l.created_at >= ?"
+            f" GROUP BY {group}",
+            (team_id, since),
+        )
+        day_expr = "strftime('%Y-%m-%d', j.created_at, 'unixepoch')"
+        saved_group = day_expr if by == "day" else group
+        savings = {
+            row[0]: (row[1], row[2])
+            for row in await self._fetch(
+                f"SELECT {saved_group}, SUM(j.cost_micros), COUNT(*) FROM jobs j"  # noqa: S608
+                " WHERE j.team_id = ? AND j.created_at >= ? AND j.cache_result IN ('hit', 'coalesced')"
+                " AND j.status = 'completed'"
+                f" GROUP BY {saved_group}",
+                (team_id, since),
+            )
+        }
+        rows = {
+            row[0]: UsageRow(
+                group=str(row[0]),
+                spent=row[1],
+                reserved=row[2],
+                refunded=row[3],
+                videos=row[4],
+                seconds=row[5],
+            )
+            for row in money
+        }
+        for name, (saved, count) in savings.items():
+            base = rows.get(name, UsageRow(str(name), 0, 0, 0, 0, 0))
+            rows[name] = UsageRow(
+                base.group,
+                base.spent,
+                base.reserved,
+                base.refunded,
+                base.videos,
+                base.seconds,
+                saved=saved,
+                videos_saved=count,
+            )
+        return [rows[name] for name in sorted(rows, key=str)]
