@@ -44,7 +44,8 @@ def _cpu_model() -> str:
 
 def _commit() -> str:
     commit = _output(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
-    dirty = _output(["git", "status", "--porcelain", "--untracked-files=no"])
+    # Dirty means the code under test differs from the commit; the harness itself does not count.
+    dirty = _output(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"])
     return f"{commit}+dirty" if dirty else commit
 
 

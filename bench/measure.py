@@ -33,9 +33,12 @@ class RunSample:
     non_2xx: int
     socket_errors: int
     statuses: dict[int, int]
-    cpu_us_per_request: float | None
-    upstream_cpu_us_per_request: float | None
-    upstream_calls_per_request: float | None
+    cpu_us_per_request: float | None  # the front process, during the run
+    background_cpu_us_per_request: float | None  # the front process, while draining after it
+    upstream_cpu_us_per_request: float | None  # the sandbox behind nginx or the gateway
+    upstream_calls_per_request: float | None  # run + drain: creates, polls, downloads
+    upstream_creates_per_request: float | None  # run + drain: 1.0 means nothing was deduped
+    drain_seconds: float  # until the gateway's background work was done
 
 
 @dataclass
@@ -92,6 +95,7 @@ class ScenarioRunner:
         warmup_seconds: int,
         load_prefix: list[str],
         counters: Counters,
+        settle: Callable[[], float],
         log: Callable[[str], None] = print,
     ) -> None:
         self.runs = runs
@@ -99,12 +103,27 @@ class ScenarioRunner:
         self.warmup_seconds = warmup_seconds
         self.load_prefix = load_prefix
         self.counters = counters
+        self.settle = settle
         self.log = log
         self._run_serial = 0
         self._nonce = f"{int(time.time()):x}"
 
     def measure(self, scenario: Scenario) -> ScenarioOutcome:
         outcomes = {target: TargetOutcome(target) for target in TARGETS}
+        ready = self._prepare(scenario, outcomes)
+        order = [t for t in TARGETS if t in ready]
+        for round_no in range(self.runs):
+            shift = round_no % len(order) if order else 0
+            for target in order[shift:] + order[:shift]:
+                self._record_run(scenario.name, round_no, ready[target], outcomes[target])
+        for outcome in outcomes.values():
+            _mark_all_failed(outcome)
+        return ScenarioOutcome(scenario, outcomes)
+
+    def _prepare(
+        self, scenario: Scenario, outcomes: dict[str, TargetOutcome]
+    ) -> dict[str, TargetPlan]:
+        """Probe and warm up every target; the ones that answer 2xx are ready."""
         ready: dict[str, TargetPlan] = {}
         for target in TARGETS:
             plan = scenario.plans[target]
@@ -112,6 +131,7 @@ class ScenarioRunner:
                 outcomes[target].unavailable = plan.reason
                 continue
             reason = _dead(plan) or probe(plan.probe)
+            self.settle()
             if reason is None and self.warmup_seconds > 0:
                 reason = self._warm_up(plan)
             if reason is not None:
@@ -119,34 +139,34 @@ class ScenarioRunner:
                 self.log(f"  {scenario.name}/{target}: n/a ({reason})")
             else:
                 ready[target] = plan
-        order = [t for t in TARGETS if t in ready]
-        for round_no in range(self.runs):
-            shift = round_no % len(order) if order else 0
-            for target in order[shift:] + order[:shift]:
-                outcome = outcomes[target]
-                if outcome.unavailable is not None:
-                    continue
-                try:
-                    sample = self._one_run(ready[target])
-                except (WrkError, OSError) as exc:
-                    outcome.unavailable = f"run failed: {exc}"
-                    self.log(f"  {scenario.name}/{target}: {outcome.unavailable}")
-                    continue
-                outcome.samples.append(sample)
-                self.log(
-                    f"  {scenario.name}/{target} run {round_no + 1}: "
-                    f"{sample.requests_per_second:,.0f} req/s, p50 {sample.p50_ms:.2f} ms, "
-                    f"p99 {sample.p99_ms:.2f} ms, non-2xx {sample.non_2xx}"
-                )
-        for outcome in outcomes.values():
-            _mark_all_failed(outcome)
-        return ScenarioOutcome(scenario, outcomes)
+        return ready
+
+    def _record_run(
+        self, name: str, round_no: int, plan: TargetPlan, outcome: TargetOutcome
+    ) -> None:
+        if outcome.unavailable is not None:
+            return
+        try:
+            sample = self._one_run(plan)
+        except (WrkError, OSError, httpx.HTTPError) as exc:
+            outcome.unavailable = f"run failed: {exc}"
+            self.log(f"  {name}/{outcome.target}: {outcome.unavailable}")
+            return
+        outcome.samples.append(sample)
+        self.log(
+            f"  {name}/{outcome.target} run {round_no + 1}: "
+            f"{sample.requests_per_second:,.0f} req/s, p50 {sample.p50_ms:.2f} ms, "
+            f"p99 {sample.p99_ms:.2f} ms, non-2xx {sample.non_2xx}, "
+            f"drain {sample.drain_seconds:.1f} s"
+        )
 
     def _warm_up(self, plan: TargetPlan) -> str | None:
         try:
             run_wrk(self._job(plan), seconds=self.warmup_seconds, prefix=self.load_prefix)
         except WrkError as exc:
             return f"warm-up failed: {exc}"
+        finally:
+            self.settle()
         return _dead(plan)
 
     def _job(self, plan: TargetPlan) -> WrkJob:
@@ -157,19 +177,22 @@ class ScenarioRunner:
         )
 
     def _one_run(self, plan: TargetPlan) -> RunSample:
+        """One wrk run, then the drain; the system was idle when it started."""
         counters_before = self.counters()
         cpu_before = plan.front.cpu_seconds()
-        upstream_before = plan.upstream.cpu_seconds() if plan.upstream else None
+        upstream_before = plan.upstream.cpu_seconds() if plan.upstream else 0.0
         result = run_wrk(self._job(plan), seconds=self.seconds, prefix=self.load_prefix)
-        cpu = plan.front.cpu_seconds() - cpu_before
-        upstream_cpu = (
-            plan.upstream.cpu_seconds() - upstream_before
-            if plan.upstream and upstream_before is not None
-            else None
-        )
+        cpu_after = plan.front.cpu_seconds()
+        upstream_cpu = plan.upstream.cpu_seconds() - upstream_before if plan.upstream else None
+        drain = self.settle()
+        background_cpu = plan.front.cpu_seconds() - cpu_after
         counters_after = self.counters()
-        calls = sum(counters_after.get(k, 0) - counters_before.get(k, 0) for k in UPSTREAM_CALLS)
+        delta = {k: counters_after.get(k, 0) - counters_before.get(k, 0) for k in UPSTREAM_CALLS}
         n = result.requests
+
+        def per_request(value: float | None, scale: float = 1e6) -> float | None:
+            return value * scale / n if n and value is not None else None
+
         return RunSample(
             requests=n,
             requests_per_second=result.requests_per_second,
@@ -178,11 +201,12 @@ class ScenarioRunner:
             non_2xx=result.non_2xx,
             socket_errors=result.socket_errors,
             statuses=result.statuses,
-            cpu_us_per_request=cpu * 1e6 / n if n else None,
-            upstream_cpu_us_per_request=(
-                upstream_cpu * 1e6 / n if n and upstream_cpu is not None else None
-            ),
-            upstream_calls_per_request=calls / n if n else None,
+            cpu_us_per_request=per_request(cpu_after - cpu_before),
+            background_cpu_us_per_request=per_request(background_cpu),
+            upstream_cpu_us_per_request=per_request(upstream_cpu),
+            upstream_calls_per_request=per_request(sum(delta.values()), 1.0),
+            upstream_creates_per_request=per_request(delta["create"], 1.0),
+            drain_seconds=drain,
         )
 
 

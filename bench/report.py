@@ -33,8 +33,11 @@ class Summary:
     p50_ms: float
     p99_ms: float
     cpu_us_per_request: float | None
+    background_cpu_us_per_request: float | None
     upstream_cpu_us_per_request: float | None
     upstream_calls_per_request: float | None
+    upstream_creates_per_request: float | None
+    drain_seconds: float
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -54,8 +57,11 @@ def summarize(samples: list[RunSample]) -> Summary:
         p50_ms=med(lambda s: s.p50_ms) or 0.0,
         p99_ms=med(lambda s: s.p99_ms) or 0.0,
         cpu_us_per_request=med(lambda s: s.cpu_us_per_request),
+        background_cpu_us_per_request=med(lambda s: s.background_cpu_us_per_request),
         upstream_cpu_us_per_request=med(lambda s: s.upstream_cpu_us_per_request),
         upstream_calls_per_request=med(lambda s: s.upstream_calls_per_request),
+        upstream_creates_per_request=med(lambda s: s.upstream_creates_per_request),
+        drain_seconds=med(lambda s: s.drain_seconds) or 0.0,
     )
 
 
@@ -149,7 +155,7 @@ def _throughput_check(fig: ScenarioFigures | None, label: str, floor: float) -> 
     ratio = fig.summaries["gateway"].requests_per_second / max(
         fig.summaries["nginx"].requests_per_second, 1e-9
     )
-    return Check(name, f"{ratio:.2f}x", "PASS" if ratio >= floor else "FAIL")
+    return Check(name, f"{ratio:.3f}x", "PASS" if ratio >= floor else "FAIL")
 
 
 def _latency_check(fig: ScenarioFigures | None, label: str, budget_ms: float) -> Check:
@@ -193,6 +199,15 @@ def _num(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def short_reason(reason: str, limit: int = 160) -> str:
+    """One table-safe line: the first and last lines of a multi-line reason (say, "exited with
+    code 1:" and the exception at the end of a traceback), pipes escaped, length capped."""
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    text = lines[0] if len(lines) < 2 else f"{lines[0]} {lines[-1]}"
+    text = text.replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -201,13 +216,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def results_table(scenarios: list[ScenarioFigures]) -> str:
     header = ["scenario", "target", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU µs/req"]
-    header += ["upstream CPU µs/req", "upstream calls/req"]
+    header += ["background CPU µs/req", "upstream creates / calls per req", "drain s"]
     rows: list[list[str]] = []
     for fig in scenarios:
         for target in TARGETS:
             if target in fig.unavailable:
-                na = f"n/a ({fig.unavailable[target]})"
-                rows.append([fig.title, target, na, "", "", "", "", "", ""])
+                na = f"n/a ({short_reason(fig.unavailable[target])})"
+                rows.append([fig.title, target, na, "", "", "", "", "", "", ""])
                 continue
             s = fig.summaries[target]
             rows.append(
@@ -219,8 +234,10 @@ def results_table(scenarios: list[ScenarioFigures]) -> str:
                     _num(s.p99_ms),
                     f"{s.non_2xx} / {s.requests:,}",
                     _num(s.cpu_us_per_request, 0),
-                    _num(s.upstream_cpu_us_per_request, 0),
-                    _num(s.upstream_calls_per_request),
+                    _num(s.background_cpu_us_per_request, 0),
+                    f"{_num(s.upstream_creates_per_request)} / "
+                    f"{_num(s.upstream_calls_per_request)}",
+                    _num(s.drain_seconds, 1),
                 ]
             )
     return _table(header, rows)
@@ -251,7 +268,7 @@ def download_table(downloads: dict[str, DownloadFigures], size_mib: int) -> str:
         if fig is None:
             continue
         if fig.unavailable is not None:
-            rows.append([target, f"n/a ({fig.unavailable})", "", ""])
+            rows.append([target, f"n/a ({short_reason(fig.unavailable)})", "", ""])
             continue
         rows.append(
             [
@@ -265,9 +282,8 @@ def download_table(downloads: dict[str, DownloadFigures], size_mib: int) -> str:
 
 
 def checks_table(found: list[Check]) -> str:
-    return _table(
-        ["target check", "measured", "verdict"], [[c.name, c.measured, c.verdict] for c in found]
-    )
+    rows = [[c.name, c.measured, short_reason(c.verdict)] for c in found]
+    return _table(["target check", "measured", "verdict"], rows)
 
 
 def render_markdown(meta: dict[str, Any], body: str) -> str:

@@ -23,15 +23,17 @@ from typing import Any
 import httpx
 
 from bench.machine import describe_machine
-from bench.measure import ScenarioRunner, measure_downloads
+from bench.measure import DownloadOutcome, ScenarioOutcome, ScenarioRunner, measure_downloads
 from bench.report import checks, download_figures, figures, render_body, render_markdown
 from bench.scenarios import (
     CONTENT_BYTES,
     CONTENTION_KEYS,
     DOWNLOAD_BYTES,
     POLL_BYTES,
+    WRITE_VIDEO_BYTES,
     Deployment,
     Fixtures,
+    Scenario,
     ScenarioBuilder,
     Unavailable,
 )
@@ -41,12 +43,14 @@ from bench.servers import (
     Pinning,
     ServerProcess,
     ServerStartError,
+    gateway_database,
     nginx_binary,
     plan_pinning,
     start_gateway,
     start_nginx,
     start_sandbox,
 )
+from bench.settle import Quiescence
 from bench.workload import SANDBOX_KEY, Workload, WorkloadError
 from bench.wrk import CONNECTIONS, wrk_binary
 
@@ -172,7 +176,7 @@ def prepare_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> F
             fixtures.gateway_jobs[role] = _attempt(
                 f"gateway {role} job", workload.gateway_job, gateway_key, prompt, size
             )
-    _attempt("sandbox config", workload.set_video_bytes, POLL_BYTES)
+    _attempt("sandbox config", workload.set_video_bytes, WRITE_VIDEO_BYTES)
     return fixtures
 
 
@@ -198,41 +202,61 @@ def download_targets(
     return targets
 
 
+def _measure(runner: ScenarioRunner, scenario: Scenario) -> ScenarioOutcome:
+    log(f"scenario {scenario.name}: {scenario.title}")
+    return runner.measure(scenario)
+
+
+def measure_all(
+    args: argparse.Namespace, deploy: Deployment, workdir: Path, pinning: Pinning
+) -> tuple[list[ScenarioOutcome], dict[str, DownloadOutcome]]:
+    """Fixtures, then the read scenarios, the large download and the write scenarios."""
+    gateway = deploy.gateway if isinstance(deploy.gateway, ServerProcess) else None
+    # Without a gateway every gateway target is n/a and its URL is never used.
+    workload = Workload(
+        gateway.url if gateway else deploy.sandbox.url, deploy.sandbox.url, ADMIN_TOKEN
+    )
+    try:
+        fixtures = prepare_fixtures(deploy, workload, workdir)
+        servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
+        quiet = Quiescence(
+            gateway_database(workdir) if gateway else None,
+            [p for p in servers if isinstance(p, ServerProcess)],
+            workload.upstream_counters,
+            log,
+        )
+        log(f"settled after setup in {quiet.wait():.1f} s")
+        runner = ScenarioRunner(
+            runs=args.runs,
+            seconds=args.duration,
+            warmup_seconds=args.warmup,
+            load_prefix=pinning.load_prefix(),
+            counters=workload.upstream_counters,
+            settle=quiet.wait,
+            log=log,
+        )
+        builder = ScenarioBuilder(deploy, fixtures)
+        outcomes = [_measure(runner, s) for s in builder.reads()]
+        log(f"download: {DOWNLOAD_BYTES // 2**20} MiB per target")
+        downloads = measure_downloads(download_targets(deploy, fixtures), args.runs, log)
+        outcomes += [_measure(runner, s) for s in builder.writes()]
+    finally:
+        workload.close()
+    return outcomes, downloads
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     notes: list[str] = []
     ensure_tools(notes)
+    machine = describe_machine()  # before pinning: nproc counts the CPUs we may use
     pinning = plan_pinning()
     log(f"pinning: {pinning.note}")
-    machine = describe_machine()
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         workdir = Path(tmp)
         with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
-            gateway_url = (
-                deploy.gateway.url
-                if isinstance(deploy.gateway, ServerProcess)
-                else deploy.sandbox.url  # unused: every gateway target is n/a
-            )
-            workload = Workload(gateway_url, deploy.sandbox.url, ADMIN_TOKEN)
-            try:
-                fixtures = prepare_fixtures(deploy, workload, workdir)
-                runner = ScenarioRunner(
-                    runs=args.runs,
-                    seconds=args.duration,
-                    warmup_seconds=args.warmup,
-                    load_prefix=pinning.load_prefix(),
-                    counters=workload.upstream_counters,
-                    log=log,
-                )
-                outcomes = []
-                for scenario in ScenarioBuilder(deploy, fixtures).all():
-                    log(f"scenario {scenario.name}: {scenario.title}")
-                    outcomes.append(runner.measure(scenario))
-                log(f"download: {DOWNLOAD_BYTES // 2**20} MiB per target")
-                downloads = measure_downloads(download_targets(deploy, fixtures), args.runs, log)
-            finally:
-                workload.close()
+            outcomes, downloads = measure_all(args, deploy, workdir, pinning)
     elapsed = (datetime.now(UTC) - started).total_seconds()
 
     scenario_figures = [figures(o) for o in outcomes]
@@ -254,48 +278,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = render_markdown(meta, body)
     log("")
     log(document)
-    write_outputs(args, meta, document, body, scenario_figures, download_figs, found, outcomes)
-    return 0
-
-
-def write_outputs(
-    args: argparse.Namespace,
-    meta: dict[str, Any],
-    document: str,
-    body: str,
-    scenario_figures: list[Any],
-    download_figs: dict[str, Any],
-    found: list[Any],
-    outcomes: list[Any],
-) -> None:
-    OUT_DIR.mkdir(exist_ok=True)
     data = {
         **meta,
         "quick": args.quick,
         "scenarios": [dataclasses.asdict(f) for f in scenario_figures],
-        "runs": {
-            o.scenario.name: {
-                t: {
-                    "unavailable": r.unavailable,
-                    "samples": [dataclasses.asdict(s) for s in r.samples],
-                }
-                for t, r in o.targets.items()
-            }
-            for o in outcomes
-        },
+        "runs": {o.scenario.name: _runs_json(o) for o in outcomes},
         "download": {t: dataclasses.asdict(f) for t, f in download_figs.items()},
         "checks": [dataclasses.asdict(c) for c in found],
     }
+    write_outputs(args.quick, data, document, body)
+    return 0
+
+
+def _runs_json(outcome: ScenarioOutcome) -> dict[str, Any]:
+    return {
+        target: {
+            "unavailable": result.unavailable,
+            "samples": [dataclasses.asdict(s) for s in result.samples],
+        }
+        for target, result in outcome.targets.items()
+    }
+
+
+def write_outputs(quick: bool, data: dict[str, Any], document: str, body: str) -> None:
+    """results.json always; RESULTS.md and the README block only from a normal run."""
+    OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    if args.quick:
+    if quick:
         (OUT_DIR / "RESULTS-quick.md").write_text(document)
         log(f"wrote {OUT_DIR / 'results.json'} and {OUT_DIR / 'RESULTS-quick.md'}")
         return
     RESULTS.write_text(document)
     if README.exists():
         text = README.read_text()
-        block = f"Last run: {meta['date']}, commit {meta['commit']}, {meta['machine']}.\n\n"
-        new = README_BLOCK.sub(lambda m: m.group(1) + block + body + "\n" + m.group(2), text)
+        block = f"Last run: {data['date']}, commit {data['commit']}, {data['machine']}.\n\n"
+        nested = re.sub(r"^## ", "### ", body, flags=re.M)  # under the README's own "##"
+        new = README_BLOCK.sub(lambda m: m.group(1) + block + nested + "\n" + m.group(2), text)
         README.write_text(new)
     log(f"wrote {RESULTS.relative_to(ROOT)}, bench/README.md and {OUT_DIR / 'results.json'}")
 

@@ -209,7 +209,7 @@ def start_sandbox(workdir: Path, pinning: Pinning, video_bytes: int) -> ServerPr
 
 GATEWAY_CONFIG = """\
 [database]
-url = "sqlite:///{workdir}/gateway.db"
+url = "sqlite:///{database}"
 
 [storage]
 url = "file://{workdir}/blobs"
@@ -223,11 +223,20 @@ level = "warning"
 """
 
 
+def gateway_database(workdir: Path) -> Path:
+    """The gateway's SQLite file inside ``workdir``."""
+    return workdir / "gateway.db"
+
+
 def start_gateway(workdir: Path, pinning: Pinning, upstream_url: str) -> ServerProcess:
     """``gateway serve`` over a fresh SQLite database and blob folder in ``workdir``."""
     port = free_port()
     config = workdir / "config.toml"
-    config.write_text(GATEWAY_CONFIG.format(workdir=workdir, upstream=upstream_url))
+    config.write_text(
+        GATEWAY_CONFIG.format(
+            database=gateway_database(workdir), workdir=workdir, upstream=upstream_url
+        )
+    )
     env = {**_clean_env(), "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     command = [
         *pinning.server_prefix(),
@@ -275,7 +284,11 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
-            proxy_max_temp_file_size 0;
+            # Stream like the gateway does, through one 64 KiB buffer: for 1 MiB bodies this is
+            # ~2x the throughput of the default 4k/8k buffering here (see bench/README.md).
+            proxy_buffering off;
+            proxy_buffer_size 64k;
+            proxy_buffers 8 64k;
         }}
     }}
 }}

@@ -108,7 +108,8 @@ class CreateService:
             status="submitting",
             created_at=int(now),
             updated_at=int(now),
-            cost_micros=self.price(request),
+            price_micros=(price := self.price(request)),
+            cost_micros=price,
             # Should this process die before the upstream answers, the runner settles it later.
             next_check_at=now + self._jobs.submit_grace_seconds,
         )

@@ -213,7 +213,7 @@ class JobRunner:
     async def _download(self, job: Job) -> None:
         """Copy the finished video (and last frame) into our storage, then complete the job."""
         now = self._clock()
-        if job.deleted_at is not None:
+        if job.deleted_at is not None and not await self._store.live_followers(job.id):
             await self._complete(job, video=None, last_frame=None)  # nobody can fetch it any more
             return
         expires = (job.upstream_finished_at or now) + self._settings.link_ttl_seconds

@@ -76,6 +76,7 @@ class Job:
     video_asset: str | None = None
     last_frame_asset: str | None = None
     expires_at: int | None = None
+    price_micros: int = 0
     cost_micros: int = 0
     charged_micros: int | None = None
     money_state: MoneyState = "none"
@@ -316,6 +317,9 @@ class Store(Protocol):
         """The team's money and videos since ``since`` grouped ``by`` model, key or day."""
 
     async def get_asset(self, key: str) -> Asset | None: ...
+
+    async def live_followers(self, job_id: str) -> int:
+        """How many videos coalesced onto this job still wait for it (not deleted)."""
 
     async def known_assets(self, keys: Collection[str]) -> set[str]:
         """Which of ``keys`` are referenced by an asset row (for the orphan sweep)."""

@@ -80,6 +80,7 @@ class AdmissionQueries(MoneyQueries):
                 leader_id=leader.id,
                 cache_key=plan.cache_key,
                 cache_result="coalesced",
+                cost_micros=0,  # the leader's reservation pays for both
                 next_check_at=None,
                 upstream_id=leader.upstream_id,
             )

@@ -251,7 +251,7 @@ class MoneyQueries(RunnerQueries):
         savings = {
             row[0]: (row[1], row[2])
             for row in await self._fetch(
-                f"SELECT {saved_group}, SUM(j.cost_micros), COUNT(*) FROM jobs j"  # noqa: S608
+                f"SELECT {saved_group}, SUM(j.price_micros - j.cost_micros), COUNT(*) FROM jobs j"  # noqa: S608
                 " WHERE j.team_id = ? AND j.created_at >= ? AND j.cache_result IN ('hit', 'coalesced')"
                 " AND j.status = 'completed'"
                 f" GROUP BY {saved_group}",

@@ -90,6 +90,14 @@ class RunnerQueries(SqliteDatabase):
         )
         return Asset(key=row[0], size=row[1], content_type=row[2]) if row is not None else None
 
+    async def live_followers(self, job_id: str) -> int:
+        row = await self._fetch_one(
+            "SELECT COUNT(*) FROM jobs WHERE leader_id = ? AND cache_result = 'coalesced'"
+            " AND deleted_at IS NULL AND status NOT IN ('completed', 'failed', 'rejected')",
+            (job_id,),
+        )
+        return int(row[0]) if row is not None else 0
+
     async def known_assets(self, keys: Collection[str]) -> set[str]:
         found: set[str] = set()
         batch = list(keys)

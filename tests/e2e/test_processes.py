@@ -3,16 +3,25 @@ SQLite file never download the same job twice."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
+from gateway.domain.budgets import ScopeRef
 from gateway.sandbox.state import expected_video_bytes
+from gateway.store.base import BudgetLimit
+from gateway.store.sqlite import SqliteStore
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.processes import GatewayProcess, start_worker, write_config
+
+PRICE = 565_000
 
 
 def process_config(tmp_path: Path, sandbox: SandboxHandle, **jobs: Any) -> Path:
@@ -125,3 +134,134 @@ def test_separate_worker_process_runs_the_jobs(tmp_path, sandbox: SandboxHandle,
             assert worker.wait(timeout=30) == 0
         assert done.status == "completed"
         assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
+
+
+def run_store(tmp_path: Path, operation: Any) -> Any:
+    """Run ``operation(store)`` against the processes' shared SQLite file."""
+
+    async def go() -> Any:
+        store = await SqliteStore.open(f"sqlite:///{tmp_path}/gateway.db")
+        try:
+            return await operation(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def post_many(urls: list[str], key: str, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    def post(index: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as client:
+            return client.post(
+                f"{urls[index % len(urls)]}/v1/videos",
+                json=bodies[index],
+                headers={"Authorization": f"Bearer {key}"},
+            )
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        return list(pool.map(post, range(len(bodies))))
+
+
+def finished(url: str, key: str, ids: list[str]) -> bool:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as client:
+        return all(
+            client.get(f"/v1/videos/{i}").json()["status"] in ("completed", "failed") for i in ids
+        )
+
+
+def test_two_processes_admit_exactly_n_against_one_budget(tmp_path, sandbox, processes):
+    config = process_config(tmp_path, sandbox)
+    one, two = processes(config), processes(config)
+    key = one.new_key("team-shared")
+    team = run_store(tmp_path, lambda s: s.team_by_name("team-shared"))
+    n = 23
+    run_store(tmp_path, lambda s: s.set_limit(BudgetLimit("team", team.id, "total", n * PRICE), 0))
+    bodies = [{"model": FAST_MODEL, "prompt": f"p{i}"} for i in range(200)]
+    responses = post_many([one.url, two.url], key, bodies)
+    assert sum(r.status_code == 200 for r in responses) == n
+    assert {r.status_code for r in responses if r.status_code != 200} == {429}
+    ids = [r.json()["id"] for r in responses if r.status_code == 200]
+    wait_for(lambda: finished(one.url, key, ids), timeout=90)
+    assert sandbox.stats()["create_accepted"] == n
+    assert sandbox.stats()["file"] + sandbox.stats()["content"] == n
+    assert run_store(tmp_path, lambda s: s.audit()) == []
+    spent = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
+    assert {(line.window, line.spent, line.reserved) for line in spent} == {
+        ("total", n * PRICE, 0),
+        ("day", n * PRICE, 0),
+        ("month", n * PRICE, 0),
+    }
+
+
+def test_two_processes_make_one_job_for_50_identical_requests(tmp_path, sandbox, processes):
+    sandbox.configure(queue_seconds=0.5)
+    config = process_config(tmp_path, sandbox)
+    one, two = processes(config), processes(config)
+    key = one.new_key("team-dedupe")
+    body = {"model": FAST_MODEL, "prompt": "Identical", "seed": 77}
+    responses = post_many([one.url, two.url], key, [body] * 50)
+    assert [r.status_code for r in responses] == [200] * 50
+    assert len({r.json()["id"] for r in responses}) == 50
+    assert sandbox.stats()["create_accepted"] == 1
+    ids = [r.json()["id"] for r in responses]
+    wait_for(lambda: finished(two.url, key, ids), timeout=60)
+    with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        bodies = {client.get(f"{one.url}/v1/videos/{i}/content").content for i in ids}
+    assert len(bodies) == 1
+    assert run_store(tmp_path, lambda s: s.audit()) == []
+
+
+def test_crash_between_reserve_and_submit_refunds(tmp_path, sandbox, processes):
+    sandbox.fault(op="create", kind="latency", delay=30)  # the upstream never answers in time
+    config = process_config(tmp_path, sandbox, submit_grace_seconds=1.0)
+    first = processes(config)
+    key = first.new_key("team-crash")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(
+            lambda: httpx.post(
+                f"{first.url}/v1/videos",
+                json={"model": FAST_MODEL, "prompt": "Lost submit"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+        )
+        wait_for(lambda: sandbox.stats()["create"] == 1)
+        first.kill()
+        with pytest.raises(httpx.HTTPError):
+            pending.result()
+    team = run_store(tmp_path, lambda s: s.team_by_name("team-crash"))
+    reserved = run_store(
+        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time())
+    )
+    assert {line.reserved for line in reserved} == {565_000}
+    processes(config)  # the new process's runner settles the interrupted submit
+
+    def refunded() -> bool:
+        lines = run_store(
+            tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time())
+        )
+        return {(line.reserved, line.spent) for line in lines} == {(0, 0)}
+
+    wait_for(refunded, timeout=30)
+    assert run_store(tmp_path, lambda s: s.audit()) == []
+
+
+def test_crash_between_upstream_completion_and_settlement_charges_once(
+    tmp_path, sandbox, processes
+):
+    sandbox.configure(video_bytes=2 * 1024 * 1024)
+    sandbox.fault(op="file", kind="slow", delay=0.1, times=1)
+    config = process_config(tmp_path, sandbox, lease_seconds=1.5)
+    first = processes(config)
+    key = first.new_key("team-settle")
+    with OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0) as client:
+        video = client.videos.create(model=FAST_MODEL, prompt="Settle once")
+    wait_for(lambda: any(p.stat().st_size > 0 for p in temp_files(tmp_path)))
+    first.kill()
+    second = processes(config)
+    with OpenAI(base_url=f"{second.url}/v1", api_key=key, max_retries=0) as client:
+        assert client.videos.poll(video.id, poll_interval_ms=50).status == "completed"
+    team = run_store(tmp_path, lambda s: s.team_by_name("team-settle"))
+    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
+    assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
+    assert run_store(tmp_path, lambda s: s.audit()) == []

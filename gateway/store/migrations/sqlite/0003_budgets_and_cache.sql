@@ -1,6 +1,8 @@
 -- 0003: money (limits, counters, the ledger) and dedupe (cache entries, followers).
 
--- What each job costs and where its money stands: none | reserved | charged | refunded.
+-- The request's list price, what this video costs its team (0 for a free cache hit or a join),
+-- and where that money stands: none | reserved | charged | refunded.
+ALTER TABLE jobs ADD COLUMN price_micros INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN charged_micros INTEGER;
 ALTER TABLE jobs ADD COLUMN money_state TEXT NOT NULL DEFAULT 'none';
