@@ -1,7 +1,8 @@
-"""The ``gateway`` command: serve, sandbox, migrate, check-config, teams and keys.
+"""The ``gateway`` command: serve, sandbox, migrate, check-config, teams, keys, and (from
+``gateway.cli_money``) budgets, usage and audit.
 
 Flags fill the same ``Settings`` the config file and environment do. Commands that manage
-teams and keys talk to the database directly, so they work without a running server.
+teams, keys and budgets talk to the database directly, so they work without a running server.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway import cli_money
 from gateway.errors import GatewayError
 from gateway.settings import Settings, SettingsError, describe, load_settings
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
 
 DEMO_TEAM = "demo"
+
+
+async def open_configured_store(settings: Settings) -> Store:
+    from gateway.app import open_configured_store as open_from_settings
+
+    return await open_from_settings(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_run(_keys_revoke))
+
+    cli_money.register(sub, _run)
     return parser
 
 
@@ -100,7 +110,7 @@ def _run(
 
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         async def go() -> int:
-            store = await open_store(settings.database.url)
+            store = await open_configured_store(settings)
             try:
                 await store.migrate()
                 return await action(args, settings, store)
@@ -163,7 +173,7 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Stor
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> int:
-        store = await open_store(settings.database.url)
+        store = await open_configured_store(settings)
         try:
             version = await store.migrate()
         finally:
@@ -256,7 +266,7 @@ async def _demo_key(settings: Settings) -> str:
     from gateway.domain.api_keys import hash_key
 
     path = demo_key_path(settings)
-    store = await open_store(settings.database.url)
+    store = await open_configured_store(settings)
     try:
         await store.migrate()
         if path.exists():

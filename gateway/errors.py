@@ -126,6 +126,19 @@ class BudgetExceeded(GatewayError):
     type = "insufficient_quota"
     default_code = "budget_exceeded"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str = "",
+        window: str = "",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        self.scope = scope
+        self.window = window
+
 
 class ServiceUnavailable(GatewayError):
     status = 503
@@ -150,3 +163,18 @@ class UpstreamQuotaError(UpstreamError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     default_code = "upstream_timeout"
+
+
+# Exception types of the database and storage drivers that mean "briefly unavailable" (lost
+# connection, locked database, unreachable endpoint). Each adapter registers its own when its
+# module is imported; the web layer answers them with ``ServiceUnavailable`` (503), so clients
+# retry later and nothing half-done is left behind.
+_UNAVAILABLE: list[type[BaseException]] = [ConnectionError, TimeoutError]
+
+
+def register_unavailable(*types: type[BaseException]) -> None:
+    _UNAVAILABLE.extend(t for t in types if t not in _UNAVAILABLE)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, tuple(_UNAVAILABLE))

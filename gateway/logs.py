@@ -9,7 +9,12 @@ from typing import Any
 import orjson
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -50,6 +50,9 @@ class ServerSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///./data/gateway.db"
+    # PostgreSQL connection pool per process (SQLite ignores these).
+    pool_min_size: int = 1
+    pool_max_size: int = 10
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,12 @@ class SandboxSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    # Label spend and budget metrics with team names (bounded by the teams you create).
+    team_labels: bool = False
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "json"
@@ -158,6 +167,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     # USD per second by model and resolution ("720p", "720p_with_video"): [prices] in TOML.
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_PRICES_USD)

@@ -42,9 +42,17 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
 from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob
+from gateway.errors import register_unavailable
+
+register_unavailable(EndpointConnectionError, ConnectTimeoutError, aiohttp.ClientConnectionError)
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -17,8 +17,9 @@ from gateway.domain.budgets import BudgetLine, check, scopes_for
 from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
 from gateway.domain.pricing import PriceTable, price_of
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import GatewayError, UpstreamError
+from gateway.errors import BudgetExceeded, GatewayError, UpstreamError
 from gateway.ids import new_id
+from gateway.services.events import JobEvents
 from gateway.services.keys import Principal
 from gateway.settings import CacheSettings, JobSettings
 from gateway.store.base import Admission, AdmissionPlan, Job, Store
@@ -54,7 +55,9 @@ class CreateService:
         *,
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
+        events: JobEvents | None = None,
     ) -> None:
+        self._events = events or JobEvents()
         self._store = store
         self._upstream = upstream
         self._prices = prices
@@ -81,7 +84,12 @@ class CreateService:
         request_id: str | None = None,
     ) -> Admission:
         """Admit the request (hit, join, or a new reserved job) and submit new jobs upstream."""
-        admission = await self._store.admit_job(self._plan(principal, request, directive))
+        try:
+            admission = await self._store.admit_job(self._plan(principal, request, directive))
+        except BudgetExceeded as exc:
+            self._events.budget_rejected(exc.scope, exc.window)
+            raise
+        self._events.admitted(admission.job, admission.outcome)
         if not admission.submit_upstream:
             return admission
         job = admission.job
@@ -93,7 +101,9 @@ class CreateService:
         except Exception as exc:
             await self._reject(job, "internal_error", "The upstream call failed.")
             raise UpstreamError("The upstream call failed unexpectedly.") from exc
-        return replace(admission, job=await self._record_accepted(job, accepted))
+        submitted = await self._record_accepted(job, accepted)
+        self._events.submitted(submitted)
+        return replace(admission, job=submitted)
 
     def _plan(
         self, principal: Principal, request: VideoRequest, directive: CacheDirective
@@ -137,9 +147,13 @@ class CreateService:
 
     async def _reject(self, job: Job, code: str, message: str) -> None:
         """The upstream refused the job: it never ran, so its reservation is refunded."""
-        await self._store.fail_job(
+        failed = await self._store.fail_job(
             job.id, owner=None, code=code, message=message, now=self._clock(), rejected=True
         )
+        if failed is not None:
+            self._events.failed(
+                failed, code, job.cost_micros if job.money_state == "reserved" else 0
+            )
 
     async def _record_accepted(self, job: Job, accepted: UpstreamJob) -> Job:
         """Store the upstream id. The upstream has the job now: never fail this request after it."""

@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gateway.blobs.base import BlobError, BlobStore
+from gateway.blobs.base import BlobError, BlobStore, IncompleteBlob
 from gateway.domain.budgets import settle_amount
 from gateway.domain.pricing import PriceTable, default_price_table, price_of
 from gateway.domain.schedule import next_delay
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited
+from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings
 from gateway.store.base import Asset, Job, Store
@@ -59,7 +60,9 @@ class JobRunner:
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
         owner: str | None = None,
+        events: JobEvents | None = None,
     ) -> None:
+        self._events = events or JobEvents()
         self._store = store
         self._upstream = upstream
         self._blobs = blobs
@@ -70,7 +73,7 @@ class JobRunner:
         self.owner = owner or runner_id()
         self._polls = asyncio.Semaphore(settings.poll_concurrency)
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
-        self.maintenance = Maintenance(store, blobs, settings, clock=clock)
+        self.maintenance = Maintenance(store, blobs, settings, clock=clock, events=self._events)
 
     @property
     def capacity(self) -> int:
@@ -275,14 +278,12 @@ class JobRunner:
             minimum=self._settings.poll_min_seconds,
             maximum=self._settings.poll_max_seconds,
         )
-        log.warning(
-            "download failed",
-            extra={
-                "job_id": job.id,
-                "attempt": attempts,
-                "error": getattr(exc, "code", type(exc).__name__),
-            },
+        reason = (
+            exc.code
+            if isinstance(exc, GatewayError)
+            else ("incomplete" if isinstance(exc, IncompleteBlob) else "storage_error")
         )
+        self._events.download_failed(job, reason, attempts)
         if self._clock() + delay >= expires:
             await self._fail(
                 job,
@@ -350,12 +351,12 @@ class JobRunner:
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         """Fail the job, refund its reservation and fail every video joined to it."""
-        log.warning("job failed", extra={"job_id": job.id, "error_code": code})
         failed = await self._store.fail_job(
             job.id, owner=self.owner, code=code, message=message, now=self._clock()
         )
         if failed is None:
             raise LeaseLost()
+        self._events.failed(failed, code, job.cost_micros if job.money_state == "reserved" else 0)
 
     async def _complete(self, job: Job, *, video: Asset | None, last_frame: Asset | None) -> None:
         now = self._clock()
@@ -381,8 +382,10 @@ class JobRunner:
         )
         if done is None:
             raise LeaseLost()
-        lag = now - (job.upstream_finished_at or now)
-        log.info("job completed", extra={"job_id": job.id, "persistence_lag_s": round(lag, 3)})
+        if self._events.wants_team_names:
+            team = await self._store.team_by_id(done.team_id)
+            self._events.remember_team(done.team_id, team.name if team else done.team_id)
+        self._events.completed(done, done.charged_micros or 0, now)
 
 
 def _release(next_check_at: float | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.blobs.base import BlobStore
+from gateway.services.events import JobEvents
 from gateway.settings import JobSettings
 from gateway.store.base import Deletion, Store
 
@@ -38,7 +39,9 @@ class Maintenance:
         settings: JobSettings,
         *,
         clock: Callable[[], float] = time.time,
+        events: JobEvents | None = None,
     ) -> None:
+        self._events = events or JobEvents()
         self._store = store
         self._blobs = blobs
         self._settings = settings
@@ -67,6 +70,7 @@ class Maintenance:
         while True:
             batch = await self._store.expire_jobs(int(self._clock()), EXPIRY_BATCH)
             expired += len(batch)
+            self._events.expired(len(batch))
             released += await self.remove_released(batch)
             if len(batch) < EXPIRY_BATCH:
                 return expired, released

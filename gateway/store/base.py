@@ -156,6 +156,18 @@ class UsageRow:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """Shared state for the metrics gauges, read from the database at scrape time."""
+
+    jobs_by_state: dict[str, int]  # queued, running, awaiting_download
+    reserved_micros: int
+    stored_bytes: int
+    stored_objects: int
+    # (scope "team"|"org", team name or "", window) -> (limit, remaining) in micro-USD
+    budgets: dict[tuple[str, str, str], tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     """What deleting (or expiring) a job released: asset keys no job refers to any more."""
 
@@ -313,6 +325,9 @@ class Store(Protocol):
         """Every difference between the counters and the ledger, and every finished job whose
         money is still reserved; an empty list means the books balance."""
 
+    async def metrics_snapshot(self, now: float) -> MetricsSnapshot:
+        """Jobs by state, money reserved, storage used and team/org budget headroom now."""
+
     async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:
         """The team's money and videos since ``since`` grouped ``by`` model, key or day."""
 
@@ -328,8 +343,12 @@ class Store(Protocol):
         """Soft-delete up to ``limit`` jobs whose retention has passed, releasing assets."""
 
 
-async def open_store(url: str) -> Store:
-    """Open the adapter for ``url``'s scheme (not yet migrated: call ``migrate()``)."""
+async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:
+    """Open the adapter for ``url``'s scheme (not yet migrated: call ``migrate()``).
+
+    ``pool_min_size``/``pool_max_size`` bound a PostgreSQL adapter's connection pool (per
+    process); SQLite ignores them (one writer and one reader connection).
+    """
     scheme, sep, _ = url.partition("://")
     if sep and scheme == "sqlite":
         # Imported here so a deployment loads only the driver its URL names.
@@ -337,9 +356,10 @@ async def open_store(url: str) -> Store:
 
         return await SqliteStore.open(url)
     if sep and scheme in ("postgresql", "postgres"):
-        raise ValueError(
-            "PostgreSQL support arrives with the asyncpg adapter (gateway/store/postgres.py);"
-            " use a sqlite:// database URL for now"
+        from gateway.store.postgres import PostgresStore
+
+        return await PostgresStore.open(
+            url, pool_min_size=pool_min_size, pool_max_size=pool_max_size
         )
     # Only the scheme is echoed: the rest of a database URL may hold a password.
     shown = f"{scheme}://" if sep else "(no scheme)"

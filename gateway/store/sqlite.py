@@ -1,4 +1,4 @@
-"""The SQLite adapter of the ``Store`` protocol, on aiosqlite: teams, keys and jobs.
+"""The SQLite adapter of the ``Store`` protocol: teams, keys and jobs.
 
 Connection discipline and migrations live in ``sqlite_db``; the runner's leases and assets in
 ``sqlite_runner``. Only these modules know the SQLite dialect; services import ``store.base``.
@@ -17,12 +17,14 @@ from gateway.store.sqlite_db import (
     INSERT_JOB,
     SELECT_JOB,
     VISIBLE_JOB,
+    fetchall,
     job_from_row,
     job_row,
     parse_sqlite_url,
     raise_translated,
     split_statements,
 )
+from gateway.store.sqlite_runner import changed_one, release_assets
 
 __all__ = ["SqliteStore", "parse_sqlite_url", "split_statements"]
 
@@ -39,11 +41,11 @@ class SqliteStore(AdmissionQueries):
     async def create_team(self, name: str, now: int) -> Team:
         team = Team(id=new_id("team", now=now), name=name, created_at=now)
         try:
-            async with self._writing() as connection:
-                await connection.execute(
-                    "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)",
-                    (team.id, team.name, team.created_at),
-                )
+            await self._write(
+                changed_one,
+                "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)",
+                (team.id, team.name, team.created_at),
+            )
         except sqlite3.IntegrityError as exc:
             raise_translated(exc, taken=f"a team named {name!r} already exists")
         return team
@@ -66,12 +68,12 @@ class SqliteStore(AdmissionQueries):
             id=new_id("key", now=now), team_id=team_id, name=name, prefix=prefix, created_at=now
         )
         try:
-            async with self._writing() as connection:
-                await connection.execute(
-                    "INSERT INTO api_keys (id, team_id, name, key_hash, prefix, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (key.id, team_id, name, key_hash, prefix, now),
-                )
+            await self._write(
+                changed_one,
+                "INSERT INTO api_keys (id, team_id, name, key_hash, prefix, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key.id, team_id, name, key_hash, prefix, now),
+            )
         except sqlite3.IntegrityError as exc:
             raise_translated(
                 exc, taken="a key with this hash already exists", missing=f"no team {team_id!r}"
@@ -93,19 +95,17 @@ class SqliteStore(AdmissionQueries):
         return [_key(row) for row in rows]
 
     async def revoke_key(self, key_id: str, now: int) -> bool:
-        async with self._writing() as connection:
-            cursor = await connection.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, key_id),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            changed_one,
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (now, key_id),
+        )
 
     # -- jobs -----------------------------------------------------------------------------
 
     async def insert_job(self, job: Job) -> None:
         try:
-            async with self._writing() as connection:
-                await connection.execute(INSERT_JOB, job_row(job))
+            await self._write(changed_one, INSERT_JOB, job_row(job))
         except sqlite3.IntegrityError as exc:
             raise_translated(
                 exc,
@@ -148,18 +148,21 @@ class SqliteStore(AdmissionQueries):
         return [job_from_row(row) for row in rows[:limit]], len(rows) > limit
 
     async def delete_job(self, job_id: str, team_id: str, now: int) -> Deletion | None:
-        async with self._transaction() as connection:
-            rows = list(
-                await connection.execute_fetchall(
-                    f"UPDATE jobs SET deleted_at = ? WHERE id = ? AND team_id = ? AND {VISIBLE_JOB}"  # noqa: S608
-                    " RETURNING video_asset, last_frame_asset",
-                    (now, job_id, team_id),
-                )
-            )
-            if not rows:
-                return None
-            released = await self._release_assets(connection, [rows[0][0], rows[0][1]])
-        return Deletion(job_id=job_id, released=released)
+        return await self._write(_delete_job, job_id, team_id, now)
+
+
+def _delete_job(
+    connection: sqlite3.Connection, job_id: str, team_id: str, now: int
+) -> Deletion | None:
+    rows = fetchall(
+        connection,
+        f"UPDATE jobs SET deleted_at = ? WHERE id = ? AND team_id = ? AND {VISIBLE_JOB}"  # noqa: S608
+        " RETURNING video_asset, last_frame_asset",
+        (now, job_id, team_id),
+    )
+    if not rows:
+        return None
+    return Deletion(job_id=job_id, released=release_assets(connection, [rows[0][0], rows[0][1]]))
 
 
 def _team(row: sqlite3.Row) -> Team:

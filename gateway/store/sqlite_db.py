@@ -1,24 +1,29 @@
 """The SQLite connection discipline shared by every part of the SQLite adapter.
 
-One writer connection serialises writes behind an ``asyncio.Lock``; read-then-write transactions
-use ``BEGIN IMMEDIATE`` so several processes can share one database file. A second, read-only
-connection serves lookups without queueing behind writes (WAL readers never block). Also the
-URL parsing, migrations, and the mapping between job rows and ``Job`` records.
+Each connection belongs to one thread of its own (``SqliteConnection``); coroutines hand it a
+whole synchronous function, so a store operation is one hop to that thread however many
+statements it runs. Read-then-write operations run inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` in
+that one function, so several processes can share one database file. The writer's thread runs
+one function at a time, in the order they were handed over, which serialises writes. A second,
+read-only connection serves lookups without queueing behind writes (WAL readers never block).
+Also the URL parsing, migrations, and the mapping between job rows and ``Job`` records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from queue import Empty, SimpleQueue
+from typing import Any, NoReturn, Self, TypeVar
 
-import aiosqlite
 import orjson
 
 from gateway.errors import Conflict, NotFound
@@ -34,6 +39,9 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
 )
 
+T = TypeVar("T")
+Row = sqlite3.Row
+
 # The jobs columns are the ``Job`` fields, with ``request`` stored as ``request_json``.
 JOB_COLUMN_NAMES = tuple(
     "request_json" if field.name == "request" else field.name for field in dataclasses.fields(Job)
@@ -43,6 +51,8 @@ VISIBLE_JOB = "deleted_at IS NULL AND status != 'rejected'"
 # Column lists are constants, never input: S608 (SQL built from strings) does not apply.
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
 INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_COLUMN_NAMES))})"  # noqa: S608
+_JOB_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(Job))
+_REQUEST_INDEX = _JOB_FIELD_NAMES.index("request")
 
 
 def parse_sqlite_url(url: str) -> str:
@@ -79,14 +89,257 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+# -- one connection, one thread -----------------------------------------------------------
+
+# (future, work, transactional): ``work`` is a function of no arguments run on the thread.
+_Item = tuple["asyncio.Future[Any]", Callable[[], Any], bool]
+_Outcome = tuple["asyncio.Future[Any]", bool, Any]
+# At most this many queued transactions share one BEGIN IMMEDIATE ... COMMIT.
+GROUP_COMMIT_LIMIT = 32
+
+
+def _deliver(outcomes: Sequence[_Outcome]) -> None:
+    """Hand results to their callers' event loops (a no-op for callers that gave up)."""
+    for future, ok, value in outcomes:
+        with suppress(RuntimeError):  # the caller's event loop is closed: nobody is waiting
+            future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _call(future: asyncio.Future[Any], work: Callable[[], Any]) -> _Outcome:
+    try:
+        return future, True, work()
+    except BaseException as exc:
+        return future, False, exc
+
+
+class _Worker:
+    """The thread that owns one ``sqlite3`` connection and runs what it is handed, in order.
+
+    Transactional work queued back to back is committed as a group: one ``BEGIN IMMEDIATE`` ...
+    ``COMMIT`` around all of it, each piece inside its own ``SAVEPOINT``, so a piece that raises
+    is rolled back alone and the others are unaffected; results are handed back only after the
+    ``COMMIT``. The commit (locks and WAL writes) is the dearest part of a small transaction,
+    and under load it is paid once per group instead of once per request.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self.connection: sqlite3.Connection | None = None
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def _serve(self) -> None:
+        queue = self.queue
+        taken: list[_Item | None] = []  # taken from the queue while grouping, runs next
+        while True:
+            item = taken.pop() if taken else queue.get()
+            if item is None:
+                return
+            if not item[2]:
+                _deliver([_call(item[0], item[1])])
+                continue
+            group = [item]
+            while len(group) < GROUP_COMMIT_LIMIT:
+                try:
+                    following = queue.get_nowait()
+                except Empty:
+                    break
+                if following is None or not following[2]:
+                    taken.append(following)  # not transactional: runs after this group
+                    break
+                group.append(following)
+            self._transact(group)
+
+    def _transact(self, group: list[_Item]) -> None:
+        connection = self.connection
+        assert connection is not None  # transactional work is only queued once connected
+        if len(group) == 1:
+            future, work, _ = group[0]
+            _deliver([_call(future, functools.partial(in_transaction, connection, work))])
+            return
+        pending = group
+        while pending:
+            future, work, _ = pending[0]
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except BaseException as exc:  # e.g. still locked by another process: this one fails
+                _deliver([(future, False, exc)])
+                pending = pending[1:]
+                continue
+            outcomes, pending = _savepoints(connection, pending)
+            try:
+                connection.execute("COMMIT")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    connection.rollback()
+                outcomes = _void(outcomes, exc)
+            _deliver(outcomes)
+
+
+def _savepoints(
+    connection: sqlite3.Connection, group: list[_Item]
+) -> tuple[list[_Outcome], list[_Item]]:
+    """Run ``group`` inside the open transaction, each piece in a savepoint; the outcomes, and
+    what is left to run when the transaction itself was lost."""
+    outcomes: list[_Outcome] = []
+    for index, (future, work, _) in enumerate(group):
+        failure: BaseException | None = None
+        try:
+            connection.execute("SAVEPOINT piece")
+            try:
+                outcome: _Outcome = (future, True, work())
+            except BaseException as exc:
+                failure = exc
+                outcome = (future, False, exc)
+                connection.execute("ROLLBACK TO piece")
+            connection.execute("RELEASE piece")
+        except BaseException as exc:
+            # The transaction is gone (SQLite abandons it after an I/O error, for one): what
+            # already ran in it is undone too, so all of that fails with this error.
+            with suppress(sqlite3.Error):
+                connection.rollback()
+            error = failure or exc
+            return [*_void(outcomes, error), (future, False, error)], group[index + 1 :]
+        outcomes.append(outcome)
+    return outcomes, []
+
+
+def _void(outcomes: list[_Outcome], exc: BaseException) -> list[_Outcome]:
+    """What succeeded in a transaction that was then lost fails with ``exc``."""
+    return [(f, False, exc) if ok else (f, ok, v) for f, ok, v in outcomes]
+
+
+class SqliteConnection:
+    """One ``sqlite3`` connection owned by one thread.
+
+    ``run(fn, *args)`` calls ``fn(connection, *args)`` on that thread and awaits the result: any
+    number of statements for the price of one hop; ``transact`` does the same inside a
+    transaction. Functions run one at a time, in the order they were handed over; a function
+    already handed over runs to its end even when its caller is cancelled.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._worker = _Worker(name)
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str, *, read_only: bool = False) -> SqliteConnection:
+        self = cls(f"sqlite-{'reader' if read_only else 'writer'}")
+        worker = self._worker
+        worker.thread.start()
+        try:
+            connection = await self._submit(functools.partial(_connect, path, read_only), False)
+        except BaseException:
+            worker.queue.put(None)
+            raise
+        self._connection = worker.connection = connection
+        return self
+
+    def _submit(self, work: Callable[[], T], transactional: bool) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._worker.queue.put((future, work, transactional))
+        return future
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._connection
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the connection's thread."""
+        return await self._submit(functools.partial(fn, self._open_connection(), *args), False)
+
+    async def transact(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the connection's thread, atomically: between
+        ``BEGIN IMMEDIATE`` and ``COMMIT`` (possibly shared with other transactions queued at
+        the same moment, each in its own savepoint); rolled back when it raises."""
+        return await self._submit(functools.partial(fn, self._open_connection(), *args), True)
+
+    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return await self.run(fetchall, sql, parameters)
+
+    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
+        """One statement; the number of rows it changed."""
+        return await self.run(_execute, sql, parameters)
+
+    async def rollback(self) -> None:
+        """Roll back the open transaction, if any (a no-op otherwise)."""
+        await self.run(sqlite3.Connection.rollback)
+
+    async def close(self) -> None:
+        """Close after everything already handed over has run."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await self._submit(connection.close, False)
+        finally:
+            self._worker.queue.put(None)
+
+
+def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; this module issues BEGIN/COMMIT itself.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        connection.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            connection.execute(pragma)
+        if read_only:
+            connection.execute("PRAGMA query_only = ON")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def fetchall(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+    return connection.execute(sql, parameters).fetchall()
+
+
+def fetchone(
+    connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] = ()
+) -> Row | None:
+    """The first row, or None. Reads every row, so a ``RETURNING`` statement is finished."""
+    rows = connection.execute(sql, parameters).fetchall()
+    return rows[0] if rows else None
+
+
+def _execute(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> int:
+    return connection.execute(sql, parameters).rowcount
+
+
+def in_transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
+    """``work()`` between ``BEGIN IMMEDIATE`` (the database write lock, taken before anything
+    is read) and ``COMMIT``; rolled back when anything in it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work()
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.rollback()  # a no-op when no transaction is open any more
+        raise
+    return result
+
+
 class SqliteDatabase:
     """Connections, transactions and migrations; the query mixins build on this."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: SqliteConnection, reader: SqliteConnection) -> None:
         self._writer = writer
-        # For ``:memory:`` the reader *is* the writer: reads then take the lock too, so they
-        # never see another caller's half-done transaction.
+        # For ``:memory:`` the reader *is* the writer: reads are then serialised with writes, so
+        # they never see another caller's half-done transaction.
         self._reader = reader
+        # Held only by ``_transaction`` (a transaction spanning awaits): while it is open,
+        # everything else on the writer waits. Whole-function calls need no lock: the writer's
+        # thread runs them one at a time anyway.
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -94,12 +347,12 @@ class SqliteDatabase:
         """Connect to the database named by ``url``, creating its directory when needed."""
         path = parse_sqlite_url(url)
         if path == _MEMORY:
-            connection = await _connect(path)
+            connection = await SqliteConnection.open(path)
             return cls(connection, connection)
         await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
-        writer = await _connect(path)
+        writer = await SqliteConnection.open(path)
         try:
-            reader = await _connect(path, read_only=True)
+            reader = await SqliteConnection.open(path, read_only=True)
         except BaseException:
             await writer.close()
             raise
@@ -113,68 +366,56 @@ class SqliteDatabase:
 
     # -- connection discipline ------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
-        if self._reader is self._writer:
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the read-only connection."""
+        if self._reader is not self._writer:
+            return await self._reader.run(fn, *args)
+        if self._lock.locked():
             async with self._lock:
-                yield self._reader
-        else:
-            yield self._reader
+                return await self._writer.run(fn, *args)
+        return await self._writer.run(fn, *args)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the writer inside ``BEGIN IMMEDIATE`` ... ``COMMIT``,
+        in one hop to the writer's thread (see ``_Worker`` for the group commit)."""
+        if self._lock.locked():
+            async with self._lock:
+                return await self._writer.transact(fn, *args)
+        return await self._writer.transact(fn, *args)
 
     @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The writer, alone, in autocommit mode: for single atomic statements."""
-        async with self._lock:
-            yield self._writer
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the database write lock before reading."""
+    async def _transaction(self) -> AsyncIterator[SqliteConnection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around awaited statements (one hop each; the
+        adapter's own operations use ``_write``)."""
         async with self._lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
                 await self._writer.execute("COMMIT")
             except BaseException:
-                # Queued behind whatever was sent (aiosqlite runs calls in order), and a no-op
+                # Queued behind whatever was sent (the thread runs calls in order), and a no-op
                 # when no transaction is open: even a cancelled BEGIN never leaves one behind.
                 await self._writer.rollback()
                 raise
 
-    async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._reading() as connection:
-            return list(await connection.execute_fetchall(sql, parameters))
+    async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        return await self._read(fetchall, sql, parameters)
 
-    async def _fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> sqlite3.Row | None:
-        rows = await self._fetch(sql, parameters)
-        return rows[0] if rows else None
+    async def _fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
+        return await self._read(fetchone, sql, parameters)
 
     # -- migrations -----------------------------------------------------------------------
 
     async def migrate(self) -> int:
-        async with self._transaction() as connection:
-            await connection.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
-            )
+        await self._write(
+            _execute,
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            (),
+        )
         for migration in load_migrations(_DIALECT):
-            await self._apply(migration)
+            await self._write(_apply, migration)
         return await self.schema_version()
-
-    async def _apply(self, migration: Migration) -> None:
-        async with self._transaction() as connection:
-            # Re-checked under the write lock: another process may have just applied it.
-            rows = await connection.execute_fetchall(
-                "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
-            )
-            if list(rows):
-                return
-            for statement in split_statements(migration.sql):
-                await connection.execute(statement)
-            await connection.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                (migration.version, int(time.time())),
-            )
 
     async def schema_version(self) -> int:
         exists = await self._fetch_one(
@@ -189,19 +430,18 @@ class SqliteDatabase:
         return latest_version(_DIALECT)
 
 
-async def _connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection:
-    # isolation_level=None: no implicit transactions; this module issues BEGIN/COMMIT itself.
-    connection = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        connection.row_factory = sqlite3.Row
-        for pragma in _PRAGMAS:
-            await connection.execute(pragma)
-        if read_only:
-            await connection.execute("PRAGMA query_only = ON")
-    except BaseException:
-        await connection.close()
-        raise
-    return connection
+def _apply(connection: sqlite3.Connection, migration: Migration) -> None:
+    # Re-checked under the write lock: another process may have just applied it.
+    if fetchone(
+        connection, "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+    ):
+        return
+    for statement in split_statements(migration.sql):
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+        (migration.version, int(time.time())),
+    )
 
 
 def raise_translated(
@@ -216,15 +456,17 @@ def raise_translated(
     raise exc
 
 
-def job_from_row(row: sqlite3.Row) -> Job:
-    values = dict(zip(JOB_COLUMN_NAMES, row, strict=True))
-    request = orjson.loads(values.pop("request_json"))
-    return Job(request=request, **values)
+def job_from_row(row: Row) -> Job:
+    # The columns are the Job fields in order (see JOB_COLUMN_NAMES): positional is exact.
+    values = list(row)
+    if len(values) != len(JOB_COLUMN_NAMES):
+        raise ValueError(f"a job row has {len(JOB_COLUMN_NAMES)} columns, got {len(values)}")
+    values[_REQUEST_INDEX] = orjson.loads(values[_REQUEST_INDEX])
+    return Job(*values)
 
 
 def job_row(job: Job) -> tuple[Any, ...]:
     """The row for ``job``, in ``JOB_COLUMN_NAMES`` order."""
-    return tuple(
-        orjson.dumps(dict(job.request)).decode() if name == "request_json" else getattr(job, name)
-        for name in JOB_COLUMN_NAMES
-    )
+    values = [getattr(job, name) for name in _JOB_FIELD_NAMES]
+    values[_REQUEST_INDEX] = orjson.dumps(dict(job.request)).decode()
+    return tuple(values)

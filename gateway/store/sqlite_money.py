@@ -2,16 +2,17 @@
 
 Every movement changes the counters of each scope (key, team, org) in each window (total, day,
 month) and writes one ledger row per scope, in the caller's transaction. Reservations settle in
-the periods they were made in (``jobs.reserved_at``), whenever they settle.
+the periods they were made in (``jobs.reserved_at``), whenever they settle. The functions below
+the class run on the connection's thread, inside the caller's transaction.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal
-
-import aiosqlite
 
 from gateway.domain.budgets import (
     ORG_ID,
@@ -24,11 +25,23 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
-from gateway.store.base import BudgetLimit, Job, UsageRow
-from gateway.store.sqlite_runner import RunnerQueries
+from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
+from gateway.store.sqlite_db import fetchall, fetchone
+from gateway.store.sqlite_runner import RunnerQueries, changed_one
 
 MovementKind = Literal["reserve", "charge", "refund"]
 USAGE_GROUPS = {"model": "j.model", "key": "j.key_id", "day": "l.day"}
+
+_UPSERT_COUNTER = (
+    "INSERT INTO budget_counters (scope, scope_id, window_kind, period, reserved, spent)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind, period)"
+    " DO UPDATE SET reserved = reserved + excluded.reserved,"
+    " spent = spent + excluded.spent"
+)
+_INSERT_LEDGER = (
+    "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
+    " spent_delta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def job_scopes(key_id: str, team_id: str) -> tuple[ScopeRef, ...]:
@@ -36,145 +49,28 @@ def job_scopes(key_id: str, team_id: str) -> tuple[ScopeRef, ...]:
 
 
 class MoneyQueries(RunnerQueries):
-    async def _lines(
-        self, connection: aiosqlite.Connection, scopes: Sequence[ScopeRef], now: float
-    ) -> list[BudgetLine]:
-        """The budget lines of ``scopes`` for the windows current at ``now``."""
-        lines: list[BudgetLine] = []
-        for ref in scopes:
-            limits = {
-                row[0]: row[1]
-                for row in await connection.execute_fetchall(
-                    "SELECT window_kind, limit_micros FROM budget_limits"
-                    " WHERE scope = ? AND scope_id = ?",
-                    (ref.scope, ref.id),
-                )
-            }
-            for window in WINDOWS:
-                rows = list(
-                    await connection.execute_fetchall(
-                        "SELECT spent, reserved FROM budget_counters WHERE scope = ?"
-                        " AND scope_id = ? AND window_kind = ? AND period = ?",
-                        (ref.scope, ref.id, window, period_of(window, now)),
-                    )
-                )
-                spent, reserved = (rows[0][0], rows[0][1]) if rows else (0, 0)
-                lines.append(BudgetLine(ref, window, limits.get(window), spent, reserved))
-        return lines
-
-    async def _check_and_reserve(
-        self,
-        connection: aiosqlite.Connection,
-        job_id: str,
-        scopes: Sequence[ScopeRef],
-        cost: int,
-        now: float,
-    ) -> None:
-        """Reserve ``cost`` in every scope, or raise ``BudgetExceeded`` and change nothing."""
-        violations = check(cost, await self._lines(connection, scopes, now))
-        if violations:
-            first = violations[0]
-            name = await self._scope_name(connection, first.line.scope)
-            raise BudgetExceeded(first.message(name))
-        await self._move(connection, job_id, "reserve", scopes, now, reserved=cost, spent=0)
-
-    async def _scope_name(self, connection: aiosqlite.Connection, ref: ScopeRef) -> str | None:
-        if ref.scope == "team":
-            rows = list(
-                await connection.execute_fetchall("SELECT name FROM teams WHERE id = ?", (ref.id,))
-            )
-        elif ref.scope == "key":
-            rows = list(
-                await connection.execute_fetchall(
-                    "SELECT COALESCE(NULLIF(name, ''), prefix) FROM api_keys WHERE id = ?",
-                    (ref.id,),
-                )
-            )
-        else:
-            return None
-        return str(rows[0][0]) if rows else None
-
-    async def _move(
-        self,
-        connection: aiosqlite.Connection,
-        job_id: str,
-        kind: MovementKind,
-        scopes: Sequence[ScopeRef],
-        at: float,
-        *,
-        reserved: int,
-        spent: int,
-        recorded_at: float | None = None,
-    ) -> None:
-        """Add ``reserved``/``spent`` to every window counter of ``scopes`` for the periods of
-        ``at``, and write the ledger rows that say so (dated ``recorded_at``, default ``at``)."""
-        day, month = period_of("day", at), period_of("month", at)
-        for ref in scopes:
-            for window in WINDOWS:
-                await connection.execute(
-                    "INSERT INTO budget_counters (scope, scope_id, window_kind, period, reserved, spent)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind, period)"
-                    " DO UPDATE SET reserved = reserved + excluded.reserved,"
-                    " spent = spent + excluded.spent",
-                    (ref.scope, ref.id, window, period_of(window, at), reserved, spent),
-                )
-            await connection.execute(
-                "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
-                " spent_delta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, kind, ref.scope, ref.id, day, month, reserved, spent, recorded_at or at),
-            )
-
-    async def _settle(
-        self, connection: aiosqlite.Connection, job: Job, *, charge: int | None, now: float
-    ) -> int | None:
-        """Turn a job's reservation into a charge (``charge`` None: refund it) in the periods
-        it was reserved in; the amount charged, or None when nothing was reserved."""
-        if job.money_state != "reserved" or job.reserved_at is None:
-            return None
-        scopes = job_scopes(job.key_id, job.team_id)
-        cost = job.cost_micros
-        kind: MovementKind = "refund" if charge is None else "charge"
-        charged = 0 if charge is None else charge
-        await self._move(
-            connection,
-            job.id,
-            kind,
-            scopes,
-            job.reserved_at,
-            reserved=-cost,
-            spent=charged,
-            recorded_at=now,
-        )
-        await connection.execute(
-            "UPDATE jobs SET money_state = ?, charged_micros = ? WHERE id = ?",
-            ("refunded" if charge is None else "charged", charged, job.id),
-        )
-        return charged
-
     # -- limits and quotes ----------------------------------------------------------------
 
     async def budget_lines(self, scopes: tuple[ScopeRef, ...], now: float) -> list[BudgetLine]:
-        async with self._reading() as connection:
-            return await self._lines(connection, scopes, now)
+        return await self._read(lines_for, scopes, now)
 
     async def set_limit(self, limit: BudgetLimit, now: int) -> None:
         if limit.limit < 0:
             raise ValueError("a budget limit cannot be negative")
-        async with self._writing() as connection:
-            await connection.execute(
-                "INSERT INTO budget_limits (scope, scope_id, window_kind, limit_micros, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind)"
-                " DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
-                (limit.scope, limit.scope_id, limit.window, limit.limit, now),
-            )
+        await self._write(
+            changed_one,
+            "INSERT INTO budget_limits (scope, scope_id, window_kind, limit_micros, updated_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id, window_kind)"
+            " DO UPDATE SET limit_micros = excluded.limit_micros, updated_at = excluded.updated_at",
+            (limit.scope, limit.scope_id, limit.window, limit.limit, now),
+        )
 
     async def clear_limit(self, scope: Scope, scope_id: str, window: Window) -> bool:
-        async with self._writing() as connection:
-            cursor = await connection.execute(
-                "DELETE FROM budget_limits WHERE scope = ? AND scope_id = ? AND window_kind = ?",
-                (scope, scope_id, window),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            changed_one,
+            "DELETE FROM budget_limits WHERE scope = ? AND scope_id = ? AND window_kind = ?",
+            (scope, scope_id, window),
+        )
 
     async def list_limits(
         self, scope: Scope | None = None, scope_id: str | None = None
@@ -192,6 +88,46 @@ class MoneyQueries(RunnerQueries):
             sql += " WHERE " + " AND ".join(conditions)
         rows = await self._fetch(sql + " ORDER BY scope, scope_id, window_kind", parameters)
         return [BudgetLimit(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def metrics_snapshot(self, now: float) -> MetricsSnapshot:
+        states = {
+            "submitting": "queued",
+            "queued": "queued",
+            "in_progress": "running",
+            "downloading": "awaiting_download",
+        }
+        jobs: dict[str, int] = {"queued": 0, "running": 0, "awaiting_download": 0}
+        for status, count in await self._fetch(
+            "SELECT status, COUNT(*) FROM jobs WHERE next_check_at IS NOT NULL GROUP BY status"
+        ):
+            if status in states:
+                jobs[states[status]] += count
+        reserved = await self._fetch_one(
+            "SELECT COALESCE(SUM(reserved), 0) FROM budget_counters"
+            " WHERE scope = 'org' AND window_kind = 'total'"
+        )
+        stored = await self._fetch_one("SELECT COALESCE(SUM(size), 0), COUNT(*) FROM assets")
+        budgets: dict[tuple[str, str, str], tuple[int, int]] = {}
+        for scope, scope_id, window, limit, name in await self._fetch(
+            "SELECT l.scope, l.scope_id, l.window_kind, l.limit_micros, COALESCE(t.name, '')"
+            " FROM budget_limits l LEFT JOIN teams t ON l.scope = 'team' AND t.id = l.scope_id"
+            " WHERE l.scope IN ('team', 'org')"
+        ):
+            period = period_of(window, now)
+            row = await self._fetch_one(
+                "SELECT spent + reserved FROM budget_counters WHERE scope = ? AND scope_id = ?"
+                " AND window_kind = ? AND period = ?",
+                (scope, scope_id, window, period),
+            )
+            used = int(row[0]) if row is not None else 0
+            budgets[(scope, name, window)] = (limit, max(0, limit - used))
+        return MetricsSnapshot(
+            jobs_by_state=jobs,
+            reserved_micros=int(reserved[0]) if reserved else 0,
+            stored_bytes=int(stored[0]) if stored else 0,
+            stored_objects=int(stored[1]) if stored else 0,
+            budgets=budgets,
+        )
 
     # -- audit and usage ------------------------------------------------------------------
 
@@ -282,3 +218,152 @@ class MoneyQueries(RunnerQueries):
                 videos_saved=count,
             )
         return [rows[name] for name in sorted(rows, key=str)]
+
+
+# -- run on the connection's thread, inside the caller's transaction ------------------------
+
+
+@lru_cache(maxsize=8)
+def _lines_sql(count: int) -> tuple[str, str]:
+    """One query for the limits and one for the counters of ``count`` scopes: every term is a
+    full primary-key match, so each is an index search (SQLite's multi-index OR). Only
+    placeholders are spliced in, never input."""
+    scopes = " OR ".join(["(scope = ? AND scope_id = ?)"] * count)
+    periods = " OR ".join(
+        ["(scope = ? AND scope_id = ? AND window_kind = ? AND period = ?)"] * (count * len(WINDOWS))
+    )
+    return (
+        f"SELECT scope, scope_id, window_kind, limit_micros FROM budget_limits WHERE {scopes}",  # noqa: S608
+        f"SELECT scope, scope_id, window_kind, spent, reserved FROM budget_counters WHERE {periods}",  # noqa: S608
+    )
+
+
+def _periods(at: float) -> dict[Window, str]:
+    return {window: period_of(window, at) for window in WINDOWS}
+
+
+def lines_for(
+    connection: sqlite3.Connection, scopes: Sequence[ScopeRef], now: float
+) -> list[BudgetLine]:
+    """The budget lines of ``scopes`` for the windows current at ``now``."""
+    if not scopes:
+        return []
+    periods = _periods(now)
+    limits_sql, counters_sql = _lines_sql(len(scopes))
+    limits = {
+        (row[0], row[1], row[2]): row[3]
+        for row in fetchall(
+            connection, limits_sql, [value for ref in scopes for value in (ref.scope, ref.id)]
+        )
+    }
+    counters = {
+        (row[0], row[1], row[2]): (row[3], row[4])
+        for row in fetchall(
+            connection,
+            counters_sql,
+            [
+                value
+                for ref in scopes
+                for window in WINDOWS
+                for value in (ref.scope, ref.id, window, periods[window])
+            ],
+        )
+    }
+    lines: list[BudgetLine] = []
+    for ref in scopes:
+        for window in WINDOWS:
+            spent, reserved = counters.get((ref.scope, ref.id, window), (0, 0))
+            lines.append(
+                BudgetLine(ref, window, limits.get((ref.scope, ref.id, window)), spent, reserved)
+            )
+    return lines
+
+
+def check_and_reserve(
+    connection: sqlite3.Connection,
+    job_id: str,
+    scopes: Sequence[ScopeRef],
+    cost: int,
+    now: float,
+) -> None:
+    """Reserve ``cost`` in every scope, or raise ``BudgetExceeded`` and change nothing."""
+    violations = check(cost, lines_for(connection, scopes, now))
+    if violations:
+        first = violations[0]
+        name = _scope_name(connection, first.line.scope)
+        raise BudgetExceeded(
+            first.message(name), scope=first.line.scope.scope, window=first.line.window
+        )
+    _move(connection, job_id, "reserve", scopes, now, reserved=cost, spent=0)
+
+
+def _scope_name(connection: sqlite3.Connection, ref: ScopeRef) -> str | None:
+    if ref.scope == "team":
+        row = fetchone(connection, "SELECT name FROM teams WHERE id = ?", (ref.id,))
+    elif ref.scope == "key":
+        row = fetchone(
+            connection,
+            "SELECT COALESCE(NULLIF(name, ''), prefix) FROM api_keys WHERE id = ?",
+            (ref.id,),
+        )
+    else:
+        return None
+    return str(row[0]) if row is not None else None
+
+
+def _move(
+    connection: sqlite3.Connection,
+    job_id: str,
+    kind: MovementKind,
+    scopes: Sequence[ScopeRef],
+    at: float,
+    *,
+    reserved: int,
+    spent: int,
+    recorded_at: float | None = None,
+) -> None:
+    """Add ``reserved``/``spent`` to every window counter of ``scopes`` for the periods of
+    ``at``, and write the ledger rows that say so (dated ``recorded_at``, default ``at``)."""
+    periods = _periods(at)
+    day, month = periods["day"], periods["month"]
+    connection.executemany(
+        _UPSERT_COUNTER,
+        [
+            (ref.scope, ref.id, window, periods[window], reserved, spent)
+            for ref in scopes
+            for window in WINDOWS
+        ],
+    )
+    when = recorded_at or at
+    connection.executemany(
+        _INSERT_LEDGER,
+        [(job_id, kind, ref.scope, ref.id, day, month, reserved, spent, when) for ref in scopes],
+    )
+
+
+def settle(
+    connection: sqlite3.Connection, job: Job, *, charge: int | None, now: float
+) -> int | None:
+    """Turn a job's reservation into a charge (``charge`` None: refund it) in the periods
+    it was reserved in; the amount charged, or None when nothing was reserved."""
+    if job.money_state != "reserved" or job.reserved_at is None:
+        return None
+    scopes = job_scopes(job.key_id, job.team_id)
+    cost = job.cost_micros
+    kind: MovementKind = "refund" if charge is None else "charge"
+    charged = 0 if charge is None else charge
+    _move(
+        connection,
+        job.id,
+        kind,
+        scopes,
+        job.reserved_at,
+        reserved=-cost,
+        spent=charged,
+        recorded_at=now,
+    )
+    connection.execute(
+        "UPDATE jobs SET money_state = ?, charged_micros = ? WHERE id = ?",
+        ("refunded" if charge is None else "charged", charged, job.id),
+    )
+    return charged

@@ -7,15 +7,22 @@ the same transaction as the job that gains or loses them.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import aiosqlite
-
 from gateway.store.base import UPDATABLE_JOB_FIELDS, Asset, Deletion, Job
-from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, SqliteDatabase, job_from_row
+from gateway.store.sqlite_db import (
+    JOB_COLUMNS,
+    SELECT_JOB,
+    SqliteDatabase,
+    fetchall,
+    fetchone,
+    job_from_row,
+)
 
 _RUNNABLE = "('submitting', 'queued', 'in_progress', 'downloading')"
+_KEYS_PER_QUERY = 500
 
 
 def job_assignments(changes: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -33,43 +40,29 @@ class RunnerQueries(SqliteDatabase):
     ) -> Job | None:
         """``UPDATE jobs`` for one id plus an extra ``condition``; the new row or None."""
         if not changes:
-            job_from = await self._fetch(
+            row = await self._fetch_one(
                 SELECT_JOB + " WHERE id = ?" + condition, (job_id, *parameters)
             )
-            return job_from_row(job_from[0]) if job_from else None
+            return job_from_row(row) if row is not None else None
         assignments, values = job_assignments(changes)
-        async with self._writing() as connection:
-            rows = list(
-                await connection.execute_fetchall(
-                    f"UPDATE jobs SET {assignments} WHERE id = ?{condition}"  # noqa: S608
-                    f" RETURNING {JOB_COLUMNS}",
-                    (*values, job_id, *parameters),
-                )
-            )
-        return job_from_row(rows[0]) if rows else None
+        return await self._write(
+            _job_or_none,
+            f"UPDATE jobs SET {assignments} WHERE id = ?{condition}"  # noqa: S608
+            f" RETURNING {JOB_COLUMNS}",
+            (*values, job_id, *parameters),
+        )
 
     async def claim_due_jobs(
         self, *, owner: str, now: float, lease_seconds: float, limit: int
     ) -> list[Job]:
-        async with self._transaction() as connection:
-            rows = await connection.execute_fetchall(
-                f"UPDATE jobs SET lease_owner = ?, locked_until = ? WHERE id IN ("  # noqa: S608
-                " SELECT id FROM jobs WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
-                f" AND status IN {_RUNNABLE}"
-                " AND (locked_until IS NULL OR locked_until < ?)"
-                " ORDER BY next_check_at LIMIT ?"
-                f") RETURNING {JOB_COLUMNS}",
-                (owner, now + lease_seconds, now, now, limit),
-            )
-        return [job_from_row(row) for row in rows]
+        return await self._write(_claim_due_jobs, owner, now, lease_seconds, limit)
 
     async def extend_lease(self, job_id: str, *, owner: str, until: float) -> bool:
-        async with self._writing() as connection:
-            cursor = await connection.execute(
-                "UPDATE jobs SET locked_until = ? WHERE id = ? AND lease_owner = ?",
-                (until, job_id, owner),
-            )
-            return cursor.rowcount == 1
+        return await self._write(
+            changed_one,
+            "UPDATE jobs SET locked_until = ? WHERE id = ? AND lease_owner = ?",
+            (until, job_id, owner),
+        )
 
     async def update_leased_job(
         self, job_id: str, *, owner: str, changes: Mapping[str, Any]
@@ -99,51 +92,82 @@ class RunnerQueries(SqliteDatabase):
         return int(row[0]) if row is not None else 0
 
     async def known_assets(self, keys: Collection[str]) -> set[str]:
-        found: set[str] = set()
-        batch = list(keys)
-        for start in range(0, len(batch), 500):
-            chunk = batch[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = await self._fetch(f"SELECT key FROM assets WHERE key IN ({marks})", chunk)  # noqa: S608
-            found.update(row[0] for row in rows)
-        return found
+        return await self._read(_known_assets, list(keys))
 
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
-        deletions: list[Deletion] = []
-        async with self._transaction() as connection:
-            rows = await connection.execute_fetchall(
-                "UPDATE jobs SET deleted_at = ? WHERE id IN ("
-                " SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?"
-                " AND deleted_at IS NULL LIMIT ?)"
-                " RETURNING id, video_asset, last_frame_asset",
-                (now, now, limit),
-            )
-            for job_id, video, last_frame in rows:
-                released = await self._release_assets(connection, [video, last_frame])
-                deletions.append(Deletion(job_id=job_id, released=released))
-        return deletions
-
-    async def _release_assets(
-        self, connection: aiosqlite.Connection, keys: Sequence[str | None]
-    ) -> tuple[str, ...]:
-        """One reference less for each key; the keys no job refers to any more."""
-        released: list[str] = []
-        for key in keys:
-            if key is None:
-                continue
-            rows = list(
-                await connection.execute_fetchall(
-                    "UPDATE assets SET refs = refs - 1 WHERE key = ? RETURNING refs", (key,)
-                )
-            )
-            if rows and rows[0][0] <= 0:
-                await connection.execute("DELETE FROM assets WHERE key = ?", (key,))
-                released.append(key)
-        return tuple(released)
+        return await self._write(_expire_jobs, now, limit)
 
 
-async def add_reference(connection: aiosqlite.Connection, asset: Asset, now: int) -> None:
-    await connection.execute(
+# -- run on the connection's thread ---------------------------------------------------------
+
+
+def _job_or_none(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> Job | None:
+    row = fetchone(connection, sql, parameters)
+    return job_from_row(row) if row is not None else None
+
+
+def changed_one(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> bool:
+    return bool(connection.execute(sql, parameters).rowcount == 1)
+
+
+def _claim_due_jobs(
+    connection: sqlite3.Connection, owner: str, now: float, lease_seconds: float, limit: int
+) -> list[Job]:
+    rows = fetchall(
+        connection,
+        f"UPDATE jobs SET lease_owner = ?, locked_until = ? WHERE id IN ("  # noqa: S608
+        " SELECT id FROM jobs WHERE next_check_at IS NOT NULL AND next_check_at <= ?"
+        f" AND status IN {_RUNNABLE}"
+        " AND (locked_until IS NULL OR locked_until < ?)"
+        " ORDER BY next_check_at LIMIT ?"
+        f") RETURNING {JOB_COLUMNS}",
+        (owner, now + lease_seconds, now, now, limit),
+    )
+    return [job_from_row(row) for row in rows]
+
+
+def _known_assets(connection: sqlite3.Connection, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        rows = fetchall(connection, f"SELECT key FROM assets WHERE key IN ({marks})", chunk)  # noqa: S608
+        found.update(row[0] for row in rows)
+    return found
+
+
+def _expire_jobs(connection: sqlite3.Connection, now: int, limit: int) -> list[Deletion]:
+    rows = fetchall(
+        connection,
+        "UPDATE jobs SET deleted_at = ? WHERE id IN ("
+        " SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?"
+        " AND deleted_at IS NULL LIMIT ?)"
+        " RETURNING id, video_asset, last_frame_asset",
+        (now, now, limit),
+    )
+    return [
+        Deletion(job_id=job_id, released=release_assets(connection, [video, last_frame]))
+        for job_id, video, last_frame in rows
+    ]
+
+
+def release_assets(connection: sqlite3.Connection, keys: Sequence[str | None]) -> tuple[str, ...]:
+    """One reference less for each key; the keys no job refers to any more."""
+    released: list[str] = []
+    for key in keys:
+        if key is None:
+            continue
+        row = fetchone(
+            connection, "UPDATE assets SET refs = refs - 1 WHERE key = ? RETURNING refs", (key,)
+        )
+        if row is not None and row[0] <= 0:
+            connection.execute("DELETE FROM assets WHERE key = ?", (key,))
+            released.append(key)
+    return tuple(released)
+
+
+def add_reference(connection: sqlite3.Connection, asset: Asset, now: int) -> None:
+    connection.execute(
         "INSERT INTO assets (key, size, content_type, refs, created_at) VALUES (?, ?, ?, 1, ?)"
         " ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
         (asset.key, asset.size, asset.content_type, now),

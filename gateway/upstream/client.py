@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 from urllib.parse import quote
 
 import httpx
@@ -60,6 +61,16 @@ class UpstreamNotFound(UpstreamError):
     default_code = "upstream_job_not_found"
 
 
+class UpstreamObserver(Protocol):
+    """Receives one event per attempt (for metrics); must not raise."""
+
+    def upstream_started(self, operation: str) -> None: ...
+
+    def upstream_finished(self, operation: str, outcome: str, seconds: float) -> None: ...
+
+    def upstream_retried(self, operation: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """One kind of upstream call: how it is named in messages and whether it may be repeated."""
@@ -67,6 +78,16 @@ class _Call:
     what: str  # "GET /v1/videos/{id}": no ids, no signed query strings
     idempotent: bool
     job_id: str | None = None
+    operation: str = "other"  # submit | poll | delete | download: a bounded metrics label
+
+
+def outcome_of(status: int) -> str:
+    """A bounded label for an upstream answer's status."""
+    if status < 400:
+        return "ok"
+    if status == 429:
+        return "rate_limited"
+    return "client_error" if status < 500 else "server_error"
 
 
 class UpstreamClient:
@@ -88,7 +109,9 @@ class UpstreamClient:
         backoff_max: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         trusted_hosts: frozenset[str] | None = None,
+        observer: UpstreamObserver | None = None,
     ) -> None:
+        self._observer = observer
         self._http = http
         self._api_key = api_key
         self._attempts = max(1, retries)
@@ -103,7 +126,7 @@ class UpstreamClient:
         self, body: Mapping[str, Any], *, request_id: str | None = None
     ) -> UpstreamJob:
         """``POST /v1/videos`` with ``body`` as JSON; the accepted job as the upstream sees it."""
-        call = _Call(f"POST {_VIDEOS}", idempotent=False)
+        call = _Call(f"POST {_VIDEOS}", idempotent=False, operation="submit")
         response = await self._send(
             call, "POST", _VIDEOS, headers=self._headers(request_id), json=dict(body)
         )
@@ -121,7 +144,7 @@ class UpstreamClient:
 
     async def poll(self, upstream_id: str, *, request_id: str | None = None) -> UpstreamJob:
         """``GET /v1/videos/{id}``; the job keeps the id it was polled with."""
-        call = _Call(f"GET {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id)
+        call = _Call(f"GET {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id, operation="poll")
         response = await self._send(
             call, "GET", _job_path(upstream_id), headers=self._headers(request_id)
         )
@@ -135,7 +158,9 @@ class UpstreamClient:
 
     async def delete(self, upstream_id: str, *, request_id: str | None = None) -> None:
         """``DELETE /v1/videos/{id}``; a job the upstream no longer knows counts as deleted."""
-        call = _Call(f"DELETE {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id)
+        call = _Call(
+            f"DELETE {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id, operation="delete"
+        )
         response = await self._send(
             call, "DELETE", _job_path(upstream_id), headers=self._headers(request_id)
         )
@@ -166,14 +191,21 @@ class UpstreamClient:
     ) -> AsyncIterator[httpx.Response]:
         target: httpx.URL | str
         if url is None:
-            call = _Call(f"GET {_VIDEOS}/{{id}}/content", idempotent=True, job_id=upstream_id)
+            call = _Call(
+                f"GET {_VIDEOS}/{{id}}/content",
+                idempotent=True,
+                job_id=upstream_id,
+                operation="download",
+            )
             target = f"{_job_path(upstream_id)}/content"
             if variant != "video":
                 target = f"{target}?variant={quote(variant, safe='')}"
             headers = self._headers(request_id, accept=_MEDIA)
         else:
             target = self._link(url, variant)
-            call = _Call(f"GET {variant} link on {target.host}", idempotent=True, job_id=None)
+            call = _Call(
+                f"GET {variant} link on {target.host}", idempotent=True, operation="download"
+            )
             own = self._may_receive_key(target)
             headers = self._headers(request_id if own else None, accept=_MEDIA, with_key=own)
         response = await self._send(
@@ -210,9 +242,7 @@ class UpstreamClient:
             last = attempt + 1 >= self._attempts
             request = self._http.build_request(method, url, headers=headers, json=json)
             try:
-                response = await self._http.send(
-                    request, stream=stream, follow_redirects=follow_redirects
-                )
+                response = await self._observed_send(call, request, stream, follow_redirects)
             except httpx.RequestError as exc:
                 if last or not is_retryable_error(exc, idempotent=call.idempotent):
                     raise self._transport_error(exc, call) from exc
@@ -225,7 +255,30 @@ class UpstreamClient:
             await self._pause(call, attempt, f"HTTP {response.status_code}", delay)
         raise AssertionError("unreachable: the last attempt always returns or raises")
 
+    async def _observed_send(
+        self, call: _Call, request: httpx.Request, stream: bool, follow_redirects: bool
+    ) -> httpx.Response:
+        observer = self._observer
+        if observer is None:
+            return await self._http.send(request, stream=stream, follow_redirects=follow_redirects)
+        observer.upstream_started(call.operation)
+        started = time.perf_counter()
+        outcome = "unreachable"
+        try:
+            response = await self._http.send(
+                request, stream=stream, follow_redirects=follow_redirects
+            )
+            outcome = outcome_of(response.status_code)
+            return response
+        except httpx.TimeoutException:
+            outcome = "timeout"
+            raise
+        finally:
+            observer.upstream_finished(call.operation, outcome, time.perf_counter() - started)
+
     async def _pause(self, call: _Call, attempt: int, reason: str, delay: float) -> None:
+        if self._observer is not None:
+            self._observer.upstream_retried(call.operation)
         log.warning(
             "upstream %s failed (%s), attempt %d/%d; retrying in %.2f s",
             call.what,

@@ -29,7 +29,7 @@ def require_admin(request: Request) -> None:
         raise AdminAuthenticationFailed("Missing or incorrect admin token.")
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
+async def read_json_object(request: Request) -> dict[str, Any]:
     raw = await read_limited(request, ADMIN_BODY_LIMIT)
     try:
         data = orjson.loads(raw or b"{}")
@@ -65,7 +65,7 @@ def render_key(key: ApiKey) -> dict[str, Any]:
 
 async def create_team(request: Request) -> Response:
     require_admin(request)
-    data = await _json_object(request)
+    data = await read_json_object(request)
     team = await context(request).keys.create_team(_string_field(data, "name"))
     return JSONResponse(render_team(team), status_code=201)
 
@@ -78,7 +78,7 @@ async def list_teams(request: Request) -> Response:
 
 async def create_key(request: Request) -> Response:
     require_admin(request)
-    data = await _json_object(request)
+    data = await read_json_object(request)
     key, plaintext = await context(request).keys.create_key(
         _string_field(data, "team"), _string_field(data, "name", required=False)
     )

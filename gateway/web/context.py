@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from gateway.blobs.base import BlobStore
 from gateway.domain.catalog import Catalog
+from gateway.metrics import Metrics
 from gateway.services.creation import CreateService
 from gateway.services.keys import KeyService, Principal
 from gateway.services.videos import VideoService
@@ -24,6 +25,7 @@ class AppContext:
     keys: KeyService
     creator: CreateService
     videos: VideoService
+    metrics: Metrics
 
 
 def context(request: Request) -> AppContext:

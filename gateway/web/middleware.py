@@ -1,8 +1,9 @@
-"""Request id and access log, as one small pure-ASGI middleware.
+"""Request id, access log and HTTP metrics, as one small pure-ASGI middleware.
 
 An incoming ``X-Request-Id`` is kept (when sane), otherwise one is made; it is returned on every
-response and available to handlers as ``request.state.request_id``. One structured log line is
-written per request, never with the key itself.
+response and available to handlers as ``request.state.request_id`` (and sent upstream). One
+structured log line is written per request: never the key itself, only its id. Metrics use the
+route template (``/v1/videos/{video_id}``), never the raw path.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.ids import new_request_id
+from gateway.metrics import Metrics
 
 access_log = logging.getLogger("gateway.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNMATCHED = "unmatched"
+# Request facts handlers leave in ``request.state`` for the access log.
+LOGGED_STATE = ("key_id", "team_id", "model", "cost_micros", "cache_result", "upstream_id")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,11 +39,13 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        answered_at: float | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered_at
             if message["type"] == "http.response.start":
                 status = message["status"]
+                answered_at = time.perf_counter()
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
@@ -47,18 +55,22 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "route": getattr(route, "path", scope["path"]),
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "key_id": state.get("key_id"),
-                    "team_id": state.get("team_id"),
-                },
-            )
+            template = getattr(route, "path", None) or UNMATCHED
+            duration = (answered_at or time.perf_counter()) - started
+            if self.metrics is not None:
+                self.metrics.http_requests.labels(template, scope["method"], str(status)).inc()
+                self.metrics.http_duration.labels(template).observe(duration)
+            extra: dict[str, Any] = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+            }
+            for name in LOGGED_STATE:
+                if state.get(name) is not None:
+                    extra[name] = state[name]
+            access_log.info("request", extra=extra)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

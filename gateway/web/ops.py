@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.web.context import context
 from gateway.web.rendering import JSONResponse
+
+log = logging.getLogger("gateway.web")
 
 
 async def healthz(request: Request) -> Response:
@@ -36,3 +42,14 @@ async def readyz(request: Request) -> Response:
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the shared gauges are refreshed from the database first."""
+    ctx = context(request)
+    registry_metrics = ctx.metrics
+    try:
+        registry_metrics.apply(await ctx.store.metrics_snapshot(time.time()))
+    except Exception:  # stale gauges beat no metrics when the database hiccups
+        log.exception("could not refresh metrics from the database")
+    return Response(generate_latest(registry_metrics.registry), media_type=CONTENT_TYPE_LATEST)

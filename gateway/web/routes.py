@@ -13,8 +13,10 @@ from gateway.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    ServiceUnavailable,
+    is_unavailable,
 )
-from gateway.web import admin, content, ops, videos
+from gateway.web import admin, admin_money, content, ops, videos
 from gateway.web.rendering import error_response
 
 log = logging.getLogger("gateway.web")
@@ -35,8 +37,14 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/keys", admin.create_key, methods=["POST"]),
     Route("/admin/keys", admin.list_keys, methods=["GET"]),
     Route("/admin/keys/{key_id}/revoke", admin.revoke_key, methods=["POST"]),
+    Route("/admin/budgets", admin_money.put_budget, methods=["PUT"]),
+    Route("/admin/budgets", admin_money.list_budgets, methods=["GET"]),
+    Route("/admin/budgets", admin_money.delete_budget, methods=["DELETE"]),
+    Route("/admin/usage", admin_money.usage, methods=["GET"]),
+    Route("/admin/audit", admin_money.audit, methods=["GET"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
+    Route("/metrics", ops.metrics, methods=["GET"]),
 ]
 
 
@@ -68,6 +76,14 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):
+        log.warning("a dependency is unavailable", exc_info=exc)
+        return error_response(
+            ServiceUnavailable(
+                "The gateway's database or storage is briefly unavailable; retry shortly.",
+            ),
+            headers={"Retry-After": "1"},
+        )
     log.error("unhandled error", exc_info=exc)
     return error_response(GatewayError("The gateway hit an internal error."))
 

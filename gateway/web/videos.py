@@ -43,7 +43,10 @@ async def create_video(request: Request) -> Response:
         request_id=request.state.request_id,
     )
     job = admission.job
+    request.state.model = job.model
+    request.state.cost_micros = job.cost_micros
     request.state.cache_result = admission.outcome
+    request.state.upstream_id = job.upstream_id
     headers = _poll_headers(request, job.status)
     headers["X-Gateway-Cache"] = admission.outcome
     headers["X-Gateway-Cost-USD"] = micros_to_usd_str(job.cost_micros)

@@ -1,25 +1,22 @@
-"""The job runner's queries on SQLite: leases, conditional updates, asset references, retention.
+"""The job runner's queries, on every adapter: leases, conditional updates, asset references,
+retention.
 
-Each test runs on a real database file; reference counts are read straight from the file.
+Reference counts are not part of the protocol: ``target.asset_refs`` reads them straight from
+the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.ids import new_id
-from gateway.store.base import ApiKey, Asset, Job, JobStatus, Team
-from gateway.store.sqlite import SqliteStore
+from gateway.store.base import ApiKey, Asset, Job, JobStatus, Store, Team
 
-from .conftest import NOW
+from .conftest import NOW, StoreTarget
 
 LEASE = 60.0
 DONE: dict[str, Any] = {
@@ -31,28 +28,6 @@ DONE: dict[str, Any] = {
     "locked_until": None,
     "next_check_at": None,
 }
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "runner.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    """Overrides the contract suite's ``store``: always SQLite, on a file we can inspect."""
-    opened = await SqliteStore.open(f"sqlite:///{db_path}")
-    try:
-        await opened.migrate()
-        yield opened
-    finally:
-        await opened.close()
-
-
-def refs(db_path: Path, key: str) -> int | None:
-    with closing(sqlite3.connect(db_path)) as connection:
-        row = connection.execute("SELECT refs FROM assets WHERE key = ?", (key,)).fetchone()
-    return None if row is None else int(row[0])
 
 
 def asset(name: str, content_type: str = "video/mp4") -> Asset:
@@ -83,25 +58,25 @@ def make_job(
     )
 
 
-async def insert(store: SqliteStore, key: ApiKey, **fields: Any) -> Job:
+async def insert(store: Store, key: ApiKey, **fields: Any) -> Job:
     job = make_job(key, **fields)
     await store.insert_job(job)
     return job
 
 
-async def raw(store: SqliteStore, job_id: str) -> Job:
+async def raw(store: Store, job_id: str) -> Job:
     """The row whatever its state (``update_job`` with no changes reads deleted jobs too)."""
     job = await store.update_job(job_id, {})
     assert job is not None
     return job
 
 
-async def claim(store: SqliteStore, owner: str, now: float = NOW, limit: int = 100) -> list[Job]:
+async def claim(store: Store, owner: str, now: float = NOW, limit: int = 100) -> list[Job]:
     return await store.claim_due_jobs(owner=owner, now=now, lease_seconds=LEASE, limit=limit)
 
 
 async def completed(
-    store: SqliteStore,
+    store: Store,
     key: ApiKey,
     *,
     video: Asset | None,
@@ -122,7 +97,7 @@ async def completed(
 # -- claiming ----------------------------------------------------------------------------
 
 
-async def test_claim_takes_only_due_runnable_unleased_jobs(store: SqliteStore, key: ApiKey) -> None:
+async def test_claim_takes_only_due_runnable_unleased_jobs(store: Store, key: ApiKey) -> None:
     wanted = {
         (await insert(store, key, next_check_at=NOW - 10)).id,
         (await insert(store, key, next_check_at=NOW)).id,  # due exactly now
@@ -149,7 +124,7 @@ async def test_claim_takes_only_due_runnable_unleased_jobs(store: SqliteStore, k
 
 
 async def test_claim_takes_the_most_overdue_first_up_to_the_limit(
-    store: SqliteStore, key: ApiKey
+    store: Store, key: ApiKey
 ) -> None:
     jobs = [await insert(store, key, next_check_at=NOW - n) for n in (5, 50, 1, 30)]
     first = await claim(store, "me", limit=2)
@@ -160,14 +135,14 @@ async def test_claim_takes_the_most_overdue_first_up_to_the_limit(
 
 
 async def test_deleted_jobs_are_still_claimed_so_the_runner_can_settle_them(
-    store: SqliteStore, key: ApiKey
+    store: Store, key: ApiKey
 ) -> None:
     job = await insert(store, key)
     assert await store.delete_job(job.id, key.team_id, NOW) is not None
     assert [c.id for c in await claim(store, "me")] == [job.id]
 
 
-async def test_an_expired_lease_can_be_reclaimed(store: SqliteStore, key: ApiKey) -> None:
+async def test_an_expired_lease_can_be_reclaimed(store: Store, key: ApiKey) -> None:
     job = await insert(store, key)
     [held] = await claim(store, "a", now=NOW)
     assert held.locked_until == NOW + LEASE
@@ -185,11 +160,11 @@ async def test_an_expired_lease_can_be_reclaimed(store: SqliteStore, key: ApiKey
     assert (await raw(store, job.id)).locked_until == NOW + 1000
 
 
-async def test_two_stores_on_one_file_never_claim_the_same_job(
-    db_path: Path, store: SqliteStore, key: ApiKey
+async def test_two_stores_on_one_database_never_claim_the_same_job(
+    target: StoreTarget, store: Store, key: ApiKey
 ) -> None:
     jobs = [await insert(store, key, next_check_at=NOW - i) for i in range(60)]
-    other = await SqliteStore.open(f"sqlite:///{db_path}")
+    other = await target.open()
     try:
         stores = [store, other]
         results = await asyncio.gather(
@@ -214,7 +189,7 @@ async def test_two_stores_on_one_file_never_claim_the_same_job(
 # -- conditional updates -----------------------------------------------------------------
 
 
-async def test_update_leased_job_only_for_the_owner(store: SqliteStore, key: ApiKey) -> None:
+async def test_update_leased_job_only_for_the_owner(store: Store, key: ApiKey) -> None:
     job = await insert(store, key)
     await claim(store, "me")
 
@@ -238,7 +213,7 @@ async def test_update_leased_job_only_for_the_owner(store: SqliteStore, key: Api
     )
 
 
-async def test_update_leased_job_refuses_identity_fields(store: SqliteStore, key: ApiKey) -> None:
+async def test_update_leased_job_refuses_identity_fields(store: Store, key: ApiKey) -> None:
     job = await insert(store, key)
     await claim(store, "me")
     with pytest.raises(ValueError, match="team_id"):
@@ -246,7 +221,7 @@ async def test_update_leased_job_refuses_identity_fields(store: SqliteStore, key
 
 
 async def test_update_job_if_status_needs_the_status_and_no_lease(
-    store: SqliteStore, key: ApiKey
+    store: Store, key: ApiKey
 ) -> None:
     free = await insert(store, key, status="in_progress")
     leased = await insert(store, key, status="in_progress", next_check_at=NOW + 100)
@@ -274,7 +249,7 @@ async def test_update_job_if_status_needs_the_status_and_no_lease(
 
 
 async def test_complete_job_records_assets_and_shared_ones_are_released_last(
-    db_path: Path, store: SqliteStore, key: ApiKey
+    target: StoreTarget, store: Store, key: ApiKey
 ) -> None:
     video, frame_a, frame_b = asset("video"), asset("frame-a", "image/png"), asset("frame-b")
     first = await completed(store, key, video=video, last_frame=frame_a)
@@ -286,7 +261,7 @@ async def test_complete_job_records_assets_and_shared_ones_are_released_last(
         frame_a.key,
     )
     assert first.lease_owner is None and first.next_check_at is None
-    assert (refs(db_path, video.key), refs(db_path, frame_a.key)) == (2, 1)
+    assert (await target.asset_refs(video.key), await target.asset_refs(frame_a.key)) == (2, 1)
     assert await store.get_asset(video.key) == video
     assert await store.get_asset(frame_a.key) == frame_a
     assert await store.known_assets([video.key, frame_a.key, frame_b.key]) == {
@@ -298,13 +273,13 @@ async def test_complete_job_records_assets_and_shared_ones_are_released_last(
     deletion = await store.delete_job(first.id, key.team_id, NOW)
     assert deletion is not None
     assert deletion.released == (frame_a.key,)  # the video is still shared
-    assert refs(db_path, video.key) == 1
+    assert await target.asset_refs(video.key) == 1
     assert await store.get_asset(video.key) == video
 
     deletion = await store.delete_job(second.id, key.team_id, NOW)
     assert deletion is not None
     assert set(deletion.released) == {video.key, frame_b.key}
-    assert refs(db_path, video.key) is None
+    assert await target.asset_refs(video.key) is None
     assert await store.get_asset(video.key) is None
     assert await store.known_assets([video.key, frame_a.key, frame_b.key]) == set()
     # Deleting again finds nothing to delete and releases nothing twice.
@@ -312,7 +287,7 @@ async def test_complete_job_records_assets_and_shared_ones_are_released_last(
 
 
 async def test_complete_job_without_the_lease_changes_nothing(
-    db_path: Path, store: SqliteStore, key: ApiKey
+    target: StoreTarget, store: Store, key: ApiKey
 ) -> None:
     video = asset("video")
     job = await insert(store, key, status="downloading")
@@ -323,11 +298,11 @@ async def test_complete_job_without_the_lease_changes_nothing(
     assert done is None
     after = await raw(store, job.id)
     assert (after.status, after.video_asset, after.lease_owner) == ("downloading", None, "owner")
-    assert refs(db_path, video.key) is None
+    assert await target.asset_refs(video.key) is None
 
 
 async def test_complete_job_of_a_deleted_job_keeps_no_assets(
-    db_path: Path, store: SqliteStore, key: ApiKey
+    target: StoreTarget, store: Store, key: ApiKey
 ) -> None:
     """Deleted while its video downloaded: no reference that nothing would ever release."""
     video, shared = asset("video"), asset("shared")
@@ -342,8 +317,8 @@ async def test_complete_job_of_a_deleted_job_keeps_no_assets(
 
     assert done is not None
     assert (done.status, done.video_asset, done.last_frame_asset) == ("completed", None, None)
-    assert refs(db_path, video.key) is None  # an orphan blob for the sweep
-    assert refs(db_path, shared.key) == 1  # only the keeper's reference
+    assert await target.asset_refs(video.key) is None  # an orphan blob for the sweep
+    assert await target.asset_refs(shared.key) == 1  # only the keeper's reference
     assert keeper.video_asset == shared.key
 
 
@@ -351,7 +326,7 @@ async def test_complete_job_of_a_deleted_job_keeps_no_assets(
 
 
 async def test_expire_jobs_hides_them_and_releases_their_assets(
-    db_path: Path, store: SqliteStore, key: ApiKey, team: Team
+    target: StoreTarget, store: Store, key: ApiKey, team: Team
 ) -> None:
     shared, own = asset("shared"), asset("own")
     due = await completed(store, key, video=own, last_frame=shared, expires_at=NOW + 10)
@@ -363,7 +338,7 @@ async def test_expire_jobs_hides_them_and_releases_their_assets(
     [deletion] = await store.expire_jobs(NOW + 10, 100)
     assert deletion.job_id == due.id
     assert deletion.released == (own.key,)
-    assert refs(db_path, shared.key) == 2
+    assert await target.asset_refs(shared.key) == 2
     assert await store.get_job(due.id) is None
     assert (await raw(store, due.id)).deleted_at == NOW + 10
     page, _ = await store.list_jobs(team.id, after=None, limit=10, order="asc")
@@ -373,12 +348,12 @@ async def test_expire_jobs_hides_them_and_releases_their_assets(
     [deletion] = await store.expire_jobs(NOW + 1000, 100)
     assert deletion.job_id == later.id
     assert deletion.released == ()
-    assert refs(db_path, shared.key) == 1
+    assert await target.asset_refs(shared.key) == 1
     assert await store.expire_jobs(NOW + 2000, 100) == []
     assert await store.get_job(forever.id) is not None
 
 
-async def test_expire_jobs_respects_the_limit(store: SqliteStore, key: ApiKey) -> None:
+async def test_expire_jobs_respects_the_limit(store: Store, key: ApiKey) -> None:
     for n in range(5):
         await completed(store, key, video=asset(f"v{n}"), expires_at=NOW)
     first = await store.expire_jobs(NOW, 3)
@@ -388,7 +363,7 @@ async def test_expire_jobs_respects_the_limit(store: SqliteStore, key: ApiKey) -
     assert all(len(d.released) == 1 for d in [*first, *second])
 
 
-async def test_expire_jobs_leaves_deleted_jobs_alone(store: SqliteStore, key: ApiKey) -> None:
+async def test_expire_jobs_leaves_deleted_jobs_alone(store: Store, key: ApiKey) -> None:
     job = await completed(store, key, video=asset("v"), expires_at=NOW)
     deletion = await store.delete_job(job.id, key.team_id, NOW - 5)
     assert deletion is not None and deletion.released == (asset("v").key,)
@@ -396,7 +371,7 @@ async def test_expire_jobs_leaves_deleted_jobs_alone(store: SqliteStore, key: Ap
     assert (await raw(store, job.id)).deleted_at == NOW - 5
 
 
-async def test_known_assets(store: SqliteStore, key: ApiKey) -> None:
+async def test_known_assets(store: Store, key: ApiKey) -> None:
     stored = [asset(f"stored-{n}") for n in range(3)]
     for item in stored:
         await completed(store, key, video=item)

@@ -1,0 +1,192 @@
+"""The ``gateway budgets``, ``gateway usage`` and ``gateway audit`` commands.
+
+They open the store directly (no running server needed) and build the same reports as the
+``/admin/`` API, so ``--json`` prints exactly what the API answers; tables show money with
+``format_usd``. Exit codes: 0 done, 1 the audit found problems, 2 a bad argument (unknown team
+or key, negative amount, ...; printed as ``error: ...`` by ``gateway.cli.main``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from gateway.domain.budgets import WINDOWS
+from gateway.domain.money import format_usd
+from gateway.settings import Settings
+from gateway.store.base import BudgetLimit, Store
+
+Action = Callable[[argparse.Namespace, Settings, Store], Awaitable[int]]
+Runner = Callable[[Action], Callable[[argparse.Namespace, Settings], int]]
+
+AUDIT_CLEAN = "audit clean: counters match the ledger"
+BUDGET_COLUMNS = ("scope", "who", "window", "limit", "spent", "reserved", "remaining")
+USAGE_COLUMNS = ("group", "spend", "reserved", "refunded", "videos", "seconds", "saved")
+
+
+def register(sub: Any, run: Runner) -> None:
+    """Add the money commands to ``gateway``'s subparsers; ``run`` opens a migrated store."""
+    budgets = sub.add_parser("budgets", help="set, show and clear budget limits").add_subparsers(
+        dest="action", required=True
+    )
+    set_ = budgets.add_parser("set", help="set (or replace) one limit")
+    _owner_arguments(set_, required=True)
+    set_.add_argument("--window", required=True, choices=WINDOWS)
+    set_.add_argument("--usd", required=True, help="the limit in US dollars, e.g. 50 or 12.5")
+    set_.set_defaults(handler=run(_budgets_set))
+
+    show = budgets.add_parser("show", help="limits with this period's spend (all by default)")
+    _owner_arguments(show, required=False)
+    show.add_argument("--json", action="store_true", help="print the API's JSON instead")
+    show.set_defaults(handler=run(_budgets_show))
+
+    clear = budgets.add_parser("clear", help="remove one limit")
+    _owner_arguments(clear, required=True)
+    clear.add_argument("--window", required=True, choices=WINDOWS)
+    clear.set_defaults(handler=run(_budgets_clear))
+
+    usage = sub.add_parser("usage", help="a team's spend and videos, grouped")
+    usage.add_argument("--team", required=True)
+    usage.add_argument("--since", help="a UTC date YYYY-MM-DD (default: from the beginning)")
+    usage.add_argument("--by", choices=("model", "key", "day"), default="model")
+    usage.add_argument("--json", action="store_true", help="print the API's JSON instead")
+    usage.set_defaults(handler=run(_usage))
+
+    sub.add_parser("audit", help="check the budget counters against the ledger").set_defaults(
+        handler=run(_audit)
+    )
+
+
+def _owner_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    owner = parser.add_mutually_exclusive_group(required=required)
+    owner.add_argument("--team", metavar="NAME", help="a team's budget")
+    owner.add_argument("--key", metavar="KEY_ID", help="one key's budget")
+    owner.add_argument("--org", action="store_true", help="the whole organization's budget")
+
+
+def _owner_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The API's ``scope``/``team``/``key_id`` fields for ``--team``/``--key``/``--org``."""
+    if args.org:
+        return {"scope": "org"}
+    if args.team is not None:
+        return {"scope": "team", "team": args.team}
+    if args.key is not None:
+        return {"scope": "key", "key_id": args.key}
+    return {}
+
+
+async def _budgets_set(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.web.admin_money import parse_limit_usd, resolve_target
+
+    target = await resolve_target(store, _owner_fields(args))
+    micros = parse_limit_usd(args.usd, param="--usd")
+    await store.set_limit(
+        BudgetLimit(target.ref.scope, target.ref.id, args.window, micros), int(time.time())
+    )
+    print(f"set {_label(target.ref.scope, target.who)} {args.window} limit: {format_usd(micros)}")
+    return 0
+
+
+async def _budgets_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.web.admin_money import budget_report, limits_matching
+
+    limits = await limits_matching(store, _owner_fields(args))
+    report = await budget_report(store, limits, time.time())
+    if args.json:
+        _print_json(report)
+        return 0
+    rows = [
+        (
+            item["scope"],
+            _who(item),
+            item["window"],
+            format_usd(item["limit_micros"]),
+            format_usd(item["spent_micros"]),
+            format_usd(item["reserved_micros"]),
+            format_usd(item["remaining_micros"]),
+        )
+        for item in report["data"]
+    ]
+    _print_table(BUDGET_COLUMNS, rows, text_columns=3)
+    return 0
+
+
+async def _budgets_clear(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.errors import NotFound
+    from gateway.web.admin_money import resolve_target
+
+    target = await resolve_target(store, _owner_fields(args))
+    label = _label(target.ref.scope, target.who)
+    if not await store.clear_limit(target.ref.scope, target.ref.id, args.window):
+        raise NotFound(f"no {args.window} limit for {label}")
+    print(f"cleared {label} {args.window} limit")
+    return 0
+
+
+async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.web.admin_money import usage_report
+
+    report = await usage_report(store, args.team, args.since, args.by)
+    if args.json:
+        _print_json(report)
+        return 0
+    rows = [_usage_cells(item["group"], item) for item in report["data"]]
+    rows.append(_usage_cells("total", report["totals"]))
+    _print_table(USAGE_COLUMNS, rows, text_columns=1)
+    return 0
+
+
+async def _audit(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    problems = await store.audit()
+    if not problems:
+        print(AUDIT_CLEAN)
+        return 0
+    for problem in problems:
+        print(problem)
+    print(f"audit found {len(problems)} problem(s)", file=sys.stderr)
+    return 1
+
+
+def _usage_cells(group: str, item: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        group,
+        format_usd(item["spent_micros"]),
+        format_usd(item["reserved_micros"]),
+        format_usd(item["refunded_micros"]),
+        str(item["videos"]),
+        str(item["seconds"]),
+        format_usd(item["saved_micros"]),
+    )
+
+
+def _who(item: dict[str, Any]) -> str:
+    """What one passes back on the command line: the team's name, the key's id, or "org"."""
+    if item["scope"] == "team":
+        return str(item["name"] or item["scope_id"])
+    return str(item["scope_id"])
+
+
+def _label(scope: str, who: str) -> str:
+    return "org" if scope == "org" else f"{scope} {who}"
+
+
+def _print_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, text_columns: int
+) -> None:
+    """Columns two spaces apart; the first ``text_columns`` left-aligned, the rest (amounts and
+    counts) right-aligned; no trailing spaces."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        cells = [
+            cell.ljust(width) if index < text_columns else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
