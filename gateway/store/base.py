@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
+from gateway.errors import register_unavailable
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
@@ -352,8 +353,11 @@ async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 1
     scheme, sep, _ = url.partition("://")
     if sep and scheme == "sqlite":
         # Imported here so a deployment loads only the driver its URL names.
+        import sqlite3
+
         from gateway.store.sqlite import SqliteStore
 
+        register_unavailable(sqlite3.OperationalError)  # "database is locked" and the like
         return await SqliteStore.open(url)
     if sep and scheme in ("postgresql", "postgres"):
         from gateway.store.postgres import PostgresStore

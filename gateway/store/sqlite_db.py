@@ -2,11 +2,12 @@
 
 Each connection belongs to one thread of its own (``SqliteConnection``); coroutines hand it a
 whole synchronous function, so a store operation is one hop to that thread however many
-statements it runs. Read-then-write operations run inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` in
-that one function, so several processes can share one database file. The writer's thread runs
-one function at a time, in the order they were handed over, which serialises writes. A second,
-read-only connection serves lookups without queueing behind writes (WAL readers never block).
-Also the URL parsing, migrations, and the mapping between job rows and ``Job`` records.
+statements it runs. Writes run inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` in that one function, so
+several processes can share one database file; the writer's thread runs one function at a time,
+in the order they were handed over, which serialises writes, and commits the writes queued at
+the same moment together (each in its own savepoint: see ``_Worker``). A second, read-only
+connection serves lookups without queueing behind writes (WAL readers never block). Also the
+URL parsing, migrations, and the mapping between job rows and ``Job`` records.
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.errors import ServiceUnavailable, is_unavailable
 from gateway.ids import new_request_id
 from gateway.metrics import Metrics
+from gateway.web.rendering import JSONResponse, error_response
 
 access_log = logging.getLogger("gateway.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -53,6 +55,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if not is_unavailable(exc) or answered_at is not None:
+                raise
+            # The database or storage is briefly down: answer 503 here (handled, not re-raised,
+            # so the connection stays healthy) and let the client retry.
+            access_log.warning("a dependency is unavailable", exc_info=exc)
+            await unavailable_response()(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
@@ -79,3 +88,12 @@ def _incoming_request_id(scope: Scope) -> str | None:
             text = value.decode("latin-1")
             return text if _SAFE_REQUEST_ID.match(text) else None
     return None
+
+
+def unavailable_response() -> JSONResponse:
+    return error_response(
+        ServiceUnavailable(
+            "The gateway's database or storage is briefly unavailable; retry shortly."
+        ),
+        headers={"Retry-After": "1"},
+    )

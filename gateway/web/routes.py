@@ -13,10 +13,10 @@ from gateway.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
-    ServiceUnavailable,
     is_unavailable,
 )
 from gateway.web import admin, admin_money, content, ops, videos
+from gateway.web.middleware import unavailable_response
 from gateway.web.rendering import error_response
 
 log = logging.getLogger("gateway.web")
@@ -77,13 +77,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     if is_unavailable(exc):
-        log.warning("a dependency is unavailable", exc_info=exc)
-        return error_response(
-            ServiceUnavailable(
-                "The gateway's database or storage is briefly unavailable; retry shortly.",
-            ),
-            headers={"Retry-After": "1"},
-        )
+        return unavailable_response()
     log.error("unhandled error", exc_info=exc)
     return error_response(GatewayError("The gateway hit an internal error."))
 

@@ -34,7 +34,8 @@ from tests.cases import (
 )
 
 REPO = Path(__file__).parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "openai-python-sdk"
+# Captured from the official SDK (a copy of shared/fixtures/openai-python-sdk/).
+FIXTURES = REPO / "tests" / "fixtures" / "openai-python-sdk"
 CATALOG = default_catalog()
 PNG = b"\x89PNG\r\n\x1a\nfakepng"
 
@@ -244,7 +245,7 @@ def test_input_reference_file_conflicts_with_first_frame() -> None:
 
 
 def read_fixture(name: str) -> tuple[dict[str, str], bytes]:
-    assert FIXTURES.is_dir(), f"shared fixtures not found at {FIXTURES}"
+    assert FIXTURES.is_dir(), f"SDK fixtures not found at {FIXTURES}"
     raw = (FIXTURES / name).read_bytes()
     head, body = raw.split(b"\r\n\r\n", 1)
     lines = head.decode().split("\r\n")[1:]

@@ -49,3 +49,27 @@ def test_readyz_reports_checks(gateway: GatewayHandle):
     resp = gateway.http.get("/readyz")
     assert resp.status_code == 200
     assert resp.json()["checks"]["database"] == "ok"
+
+
+def test_a_locked_database_is_503_and_nothing_is_lost(gateway, sandbox):
+    """Another process holds SQLite's write lock past the busy timeout: 503, then all is well."""
+    import sqlite3
+
+    key = gateway.new_key()
+    auth = {"Authorization": f"Bearer {key}"}
+    path = gateway.settings.database.url.removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        body = {"model": "doubao-seedance-2-0-fast-260128", "prompt": "Locked out"}
+        resp = gateway.http.post("/v1/videos", json=body, headers=auth)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "service_unavailable"
+    assert resp.headers["retry-after"] == "1"
+    assert sandbox.stats()["create"] == 0
+    assert gateway.http.get("/v1/videos", headers=auth).json()["data"] == []
+    again = gateway.http.post("/v1/videos", json=body, headers=auth)
+    assert again.status_code == 200

@@ -15,7 +15,7 @@ from gateway.domain.requests import UploadedFile
 from gateway.errors import InvalidRequest
 from gateway.web.forms import rebuild_form
 
-FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures" / "openai-python-sdk"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "openai-python-sdk"
 Parts = list[tuple[str, str | UploadedFile]]
 
 
@@ -136,7 +136,7 @@ def test_odd_names_are_kept_verbatim() -> None:
 
 
 async def starlette_parts(name: str) -> Parts:
-    assert FIXTURES.is_dir(), f"shared fixtures not found at {FIXTURES}"
+    assert FIXTURES.is_dir(), f"SDK fixtures not found at {FIXTURES}"
     head, body = (FIXTURES / name).read_bytes().split(b"\r\n\r\n", 1)
     headers = [
         (key.strip().lower(), value.strip())
