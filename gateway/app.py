@@ -120,6 +120,14 @@ def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
         raise SettingsError(f"[prices] has no price for: {listed}")
     if settings.cache.scope not in ("team", "key", "org"):
         raise SettingsError("cache.scope must be 'team', 'key' or 'org'")
+    upstream = settings.upstream
+    longest_submit = upstream.timeout + upstream.connect_timeout * upstream.retries
+    if settings.jobs.submit_grace_seconds <= longest_submit:
+        raise SettingsError(
+            f"jobs.submit_grace_seconds ({settings.jobs.submit_grace_seconds}) must exceed the"
+            f" longest upstream submit ({longest_submit} s: upstream.timeout plus"
+            " upstream.connect_timeout per attempt), or in-flight submits would be given up"
+        )
     if settings.log.format not in ("json", "text"):
         raise SettingsError("log.format must be 'json' or 'text'")
     return catalog, prices

@@ -34,7 +34,9 @@ from gateway.upstream.job import UpstreamJob
 
 log = logging.getLogger("gateway.jobs")
 
-UNFINISHED_POLLS_BEFORE_GIVING_UP = 5
+# A job the upstream answers 404 for is given up after this many maximal poll intervals
+# without a successful poll (a single 404 may be a glitch).
+NOT_FOUND_GRACE_POLLS = 5
 # An upstream asking us to wait longer than this is not taken literally.
 MAX_RETRY_AFTER_SECONDS = 600.0
 DEFAULT_CONTENT_TYPES = {"video": "video/mp4", "last_frame": "image/png"}
@@ -74,6 +76,13 @@ class JobRunner:
         self._polls = asyncio.Semaphore(settings.poll_concurrency)
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         self.maintenance = Maintenance(store, blobs, settings, clock=clock, events=self._events)
+
+    def _unreachable_after(self) -> float:
+        """A job whose polls fail past its deadline (plus a few polls' grace) is given up."""
+        return (
+            self._settings.deadline_seconds
+            + NOT_FOUND_GRACE_POLLS * self._settings.poll_max_seconds
+        )
 
     @property
     def capacity(self) -> int:
@@ -166,7 +175,9 @@ class JobRunner:
             await self._reschedule(job, attempts=job.attempts, retry_after=retry_after)
             return
         except UpstreamNotFound:
-            if job.attempts + 1 >= UNFINISHED_POLLS_BEFORE_GIVING_UP:
+            # Only a job the upstream has not known for a while is gone: one 404 is not enough.
+            unseen = self._clock() - (job.refreshed_at or job.created_at)
+            if unseen >= NOT_FOUND_GRACE_POLLS * self._settings.poll_max_seconds:
                 await self._fail(
                     job, "upstream_job_not_found", "The upstream no longer knows this job."
                 )
@@ -175,7 +186,13 @@ class JobRunner:
             return
         except GatewayError as exc:
             log.warning("poll failed", extra={"job_id": job.id, "error_code": exc.code})
-            await self._reschedule(job, attempts=job.attempts + 1)
+            if self._clock() - job.created_at >= self._unreachable_after():
+                # Past the deadline and still no answer: stop holding the money.
+                await self._fail(
+                    job, "upstream_unreachable", "The upstream did not answer before the deadline."
+                )
+            else:
+                await self._reschedule(job, attempts=job.attempts + 1)
             return
         await self.apply_poll(job, polled)
 

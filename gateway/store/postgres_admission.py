@@ -86,6 +86,8 @@ class AdmissionQueries(MoneyQueries):
             return None
         status = entry[1]
         leader = job_from_row(leader_row)
+        if status == "running" and leader.deleted_at is not None:
+            return None  # its owner deleted it: start afresh rather than join a video nobody keeps
         if status == "running" and leader.status not in _FINISHED:
             job = replace(
                 plan.job,
@@ -194,7 +196,8 @@ class AdmissionQueries(MoneyQueries):
                 return None  # the lease was lost: the transaction changes nothing
             job = job_from_row(row)
             files = [asset for asset in (video, last_frame) if asset is not None]
-            live = await self._complete_followers(connection, job, video, last_frame, now)
+            followers = await self._complete_followers(connection, job, video, last_frame, now)
+            live = len(followers)
             references = files * (live + (1 if job.deleted_at is None else 0))
             await add_references(connection, references, int(now))
             await self._settle(
@@ -207,6 +210,16 @@ class AdmissionQueries(MoneyQueries):
                     " WHEN $1::float8 IS NULL THEN expires_at WHEN expires_at IS NULL THEN $1"
                     " ELSE LEAST(expires_at, $1) END WHERE key = $2 AND leader_id = $3",
                     job.expires_at,
+                    job.cache_key,
+                    job.id,
+                )
+            elif job.cache_key is not None and video is not None and followers:
+                # The leader was deleted, but a video that joined it keeps the stored copy:
+                # that one serves the next identical request.
+                await connection.execute(
+                    "UPDATE cache_entries SET status = 'completed', leader_id = $1"
+                    " WHERE key = $2 AND leader_id = $3",
+                    followers[0],
                     job.cache_key,
                     job.id,
                 )
@@ -223,16 +236,16 @@ class AdmissionQueries(MoneyQueries):
         video: Asset | None,
         last_frame: Asset | None,
         now: float,
-    ) -> int:
-        """Complete the videos waiting for ``leader``; how many of them are not deleted (each
-        takes a reference to the assets)."""
+    ) -> list[str]:
+        """Complete the videos waiting for ``leader``; the ids of those not deleted (each takes
+        a reference to the assets)."""
         followers = await connection.fetch(
             "UPDATE jobs SET status = 'completed', progress = 100, completed_at = $1,"
             " updated_at = $1, expires_at = $2, delivered_seconds = $3,"
             " video_asset = CASE WHEN deleted_at IS NULL THEN $4::text END,"
             " last_frame_asset = CASE WHEN deleted_at IS NULL THEN $5::text END"
             " WHERE leader_id = $6 AND cache_result = 'coalesced' AND status NOT IN"
-            " ('completed', 'failed', 'rejected') RETURNING deleted_at",
+            " ('completed', 'failed', 'rejected') RETURNING id, deleted_at",
             int(now),
             leader.expires_at,
             leader.delivered_seconds,
@@ -240,7 +253,7 @@ class AdmissionQueries(MoneyQueries):
             last_frame.key if last_frame else None,
             leader.id,
         )
-        return sum(1 for row in followers if row[0] is None)
+        return sorted(row[0] for row in followers if row[1] is None)
 
     async def fail_job(
         self,

@@ -110,6 +110,8 @@ def _from_cache(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admissio
     if leader_row is None:
         return None
     leader = job_from_row(leader_row)
+    if status == "running" and leader.deleted_at is not None:
+        return None  # its owner deleted it: start afresh rather than join a video nobody keeps
     if status == "running" and leader.status not in _FINISHED:
         job = replace(
             plan.job,
@@ -210,7 +212,7 @@ def _complete_job(
         if asset is not None and job.deleted_at is None:
             add_reference(connection, asset, int(now))
     settle(connection, job, charge=job.cost_micros if charge is None else charge, now=now)
-    _complete_followers(connection, job, video, last_frame, now)
+    followers = _complete_followers(connection, job, video, last_frame, now)
     if job.cache_key is not None and job.video_asset is not None:
         # Servable while both the video is kept and the entry's own TTL lasts.
         connection.execute(
@@ -218,6 +220,14 @@ def _complete_job(
             " WHEN ? IS NULL THEN expires_at WHEN expires_at IS NULL THEN ?"
             " ELSE MIN(expires_at, ?) END WHERE key = ? AND leader_id = ?",
             (job.expires_at, job.expires_at, job.expires_at, job.cache_key, job.id),
+        )
+    elif job.cache_key is not None and video is not None and followers:
+        # The leader was deleted, but a video that joined it keeps the stored copy: that one
+        # serves the next identical request.
+        connection.execute(
+            "UPDATE cache_entries SET status = 'completed', leader_id = ?"
+            " WHERE key = ? AND leader_id = ?",
+            (followers[0], job.cache_key, job.id),
         )
     elif job.cache_key is not None:
         _drop_entry(connection, job)
@@ -230,7 +240,9 @@ def _complete_followers(
     video: Asset | None,
     last_frame: Asset | None,
     now: float,
-) -> None:
+) -> list[str]:
+    """Complete the videos waiting for ``leader``; the ids of those not deleted (each takes a
+    reference to the assets)."""
     followers = fetchall(
         connection,
         "UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?,"
@@ -238,7 +250,7 @@ def _complete_followers(
         " video_asset = CASE WHEN deleted_at IS NULL THEN ? END,"
         " last_frame_asset = CASE WHEN deleted_at IS NULL THEN ? END"
         " WHERE leader_id = ? AND cache_result = 'coalesced' AND status NOT IN"
-        " ('completed', 'failed', 'rejected') RETURNING deleted_at",
+        " ('completed', 'failed', 'rejected') RETURNING id, deleted_at",
         (
             int(now),
             int(now),
@@ -249,11 +261,12 @@ def _complete_followers(
             leader.id,
         ),
     )
-    for (deleted_at,) in followers:
-        if deleted_at is None:
-            for asset in (video, last_frame):
-                if asset is not None:
-                    add_reference(connection, asset, int(now))
+    live = sorted(follower_id for follower_id, deleted_at in followers if deleted_at is None)
+    for _ in live:
+        for asset in (video, last_frame):
+            if asset is not None:
+                add_reference(connection, asset, int(now))
+    return live
 
 
 def _fail_job(

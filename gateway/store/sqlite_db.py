@@ -230,6 +230,9 @@ class SqliteConnection:
     def __init__(self, name: str) -> None:
         self._worker = _Worker(name)
         self._connection: sqlite3.Connection | None = None
+        # Handed to the thread once per event-loop iteration (see ``_submit``).
+        self._outbox: list[_Item] = []
+        self._outbox_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     async def open(cls, path: str, *, read_only: bool = False) -> SqliteConnection:
@@ -239,15 +242,30 @@ class SqliteConnection:
         try:
             connection = await self._submit(functools.partial(_connect, path, read_only), False)
         except BaseException:
+            self._hand_over()
             worker.queue.put(None)
             raise
         self._connection = worker.connection = connection
         return self
 
     def _submit(self, work: Callable[[], T], transactional: bool) -> asyncio.Future[T]:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._worker.queue.put((future, work, transactional))
+        """Queue ``work``. Everything submitted during one event-loop iteration reaches the
+        thread together at its end, in order: the thread is woken once, not once per request,
+        and the writes among it are committed as one group."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if self._outbox_loop is not loop:
+            self._hand_over()  # anything from another loop goes first, as it came first
+            self._outbox_loop = loop
+            loop.call_soon(self._hand_over)
+        self._outbox.append((future, work, transactional))
         return future
+
+    def _hand_over(self) -> None:
+        outbox, self._outbox, self._outbox_loop = self._outbox, [], None
+        put = self._worker.queue.put
+        for item in outbox:
+            put(item)
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -283,6 +301,7 @@ class SqliteConnection:
         try:
             await self._submit(connection.close, False)
         finally:
+            self._hand_over()  # the close first, even when the wait for it was cancelled
             self._worker.queue.put(None)
 
 

@@ -25,7 +25,9 @@ def require_admin(request: Request) -> None:
             "The admin API is disabled: set GATEWAY_ADMIN_TOKEN to enable it."
         )
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), str(expected)):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), str(expected).encode()
+    ):
         raise AdminAuthenticationFailed("Missing or incorrect admin token.")
 
 

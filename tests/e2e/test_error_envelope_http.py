@@ -73,3 +73,9 @@ def test_a_locked_database_is_503_and_nothing_is_lost(gateway, sandbox):
     assert gateway.http.get("/v1/videos", headers=auth).json()["data"] == []
     again = gateway.http.post("/v1/videos", json=body, headers=auth)
     assert again.status_code == 200
+
+
+def test_non_ascii_admin_token_is_401(gateway: GatewayHandle):
+    resp = gateway.http.get("/admin/teams", headers={"Authorization": b"Bearer caf\xe9-token"})
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "invalid_admin_token"

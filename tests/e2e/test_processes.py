@@ -213,7 +213,12 @@ def test_two_processes_make_one_job_for_50_identical_requests(tmp_path, sandbox,
 
 def test_crash_between_reserve_and_submit_refunds(tmp_path, sandbox, processes):
     sandbox.fault(op="create", kind="latency", delay=30)  # the upstream never answers in time
-    config = process_config(tmp_path, sandbox, submit_grace_seconds=1.0)
+    config = process_config(tmp_path, sandbox, submit_grace_seconds=4.0)
+    config.write_text(
+        config.read_text().replace(
+            "[upstream]\n", "[upstream]\ntimeout = 3.0\nconnect_timeout = 0.2\nretries = 1\n"
+        )
+    )
     first = processes(config)
     key = first.new_key("team-crash")
     with ThreadPoolExecutor(max_workers=1) as pool:
