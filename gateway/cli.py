@@ -90,7 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=_run(_keys_revoke))
 
     cli_money.register(sub, _run)
+    _accept_config_anywhere(parser)
     return parser
+
+
+def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--config FILE`` follow the command too (``gateway serve --config FILE``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--config" in a.option_strings for a in child._actions):
+                    child.add_argument(
+                        "--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
+                _accept_config_anywhere(child)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

@@ -53,5 +53,5 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "aiosqlite"):
+    for noisy in ("httpx", "httpcore", "aiohttp", "botocore", "aiobotocore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
