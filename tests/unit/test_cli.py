@@ -84,3 +84,11 @@ def test_check_config_rejects_unknown_option_values(
     path.write_text('[cache]\nscope = "planet"\n')
     code, _, err = run(capsys, "--config", str(path), "check-config")
     assert code == 2 and "cache.scope" in err
+
+
+def test_serve_has_no_workers_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """One uvicorn worker per process is enforced: metrics are per process (docs/operations.md)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--workers", "2"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --workers" in capsys.readouterr().err
