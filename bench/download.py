@@ -45,7 +45,7 @@ class DownloadResult:
         return max(0, self.hwm_after_kib - self.hwm_before_kib) / 1024
 
 
-class _RssWatcher(threading.Thread):
+class RssWatcher(threading.Thread):
     def __init__(self, server: ServerProcess) -> None:
         super().__init__(daemon=True)
         self.server = server
@@ -71,7 +71,7 @@ def download(url: str, headers: dict[str, str], watched: ServerProcess) -> Downl
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     rss_before, hwm_before = watched.memory_kib()
-    watcher = _RssWatcher(watched)
+    watcher = RssWatcher(watched)
     watcher.peak = rss_before
     buffer = memoryview(bytearray(BUFFER_BYTES))
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.measure import DownloadOutcome, RunSample, ScenarioOutcome
+from bench.persistence import PersistenceResult
 from bench.scenarios import TARGETS
 
 RATIO_METRICS: tuple[tuple[str, str], ...] = (
@@ -126,6 +127,39 @@ def download_figures(outcome: DownloadOutcome) -> DownloadFigures:
     )
 
 
+@dataclass(frozen=True)
+class PersistenceFigures:
+    """The gateway persisting large videos: medians of times and throughputs, RSS growth max."""
+
+    runs: int
+    video_mib: float
+    create_to_completed_seconds: float | None
+    persist_seconds: float | None  # upstream finished -> completed
+    mib_per_second: float | None
+    copy_seconds: float | None  # runner's lease -> completed
+    copy_mib_per_second: float | None
+    rss_growth_mib: float | None  # the largest over the runs
+    hwm_growth_mib: float | None
+    unavailable: str | None
+
+
+def persistence_figures(
+    results: list[PersistenceResult], video_bytes: int, unavailable: str | None = None
+) -> PersistenceFigures:
+    return PersistenceFigures(
+        runs=len(results),
+        video_mib=video_bytes / MIB,
+        create_to_completed_seconds=_median(r.create_to_completed_seconds for r in results),
+        persist_seconds=_median(r.persist_seconds for r in results),
+        mib_per_second=_median(r.mib_per_second for r in results),
+        copy_seconds=_median(r.copy_seconds for r in results),
+        copy_mib_per_second=_median(r.copy_mib_per_second for r in results),
+        rss_growth_mib=max((r.rss_growth_mib for r in results), default=None),
+        hwm_growth_mib=max((r.hwm_growth_mib for r in results), default=None),
+        unavailable=unavailable or (None if results else "not run"),
+    )
+
+
 # -- target checks ---------------------------------------------------------------------------
 
 
@@ -167,8 +201,29 @@ def _latency_check(fig: ScenarioFigures | None, label: str, budget_ms: float) ->
     return Check(name, f"{delta:+.2f} ms", "PASS" if delta <= budget_ms else "FAIL")
 
 
+def _rss_check(name: str, growth: float | None, hwm: float | None, missing: str) -> Check:
+    if growth is None:
+        return Check(name, "", f"n/a ({missing})")
+    worst = max(growth, hwm or 0.0)
+    return Check(name, f"{worst:.1f} MiB", "PASS" if worst < 30 else "FAIL")
+
+
+def persistence_check(persistence: PersistenceFigures | None) -> Check:
+    name = "200 MiB persistence: gateway RSS growth < 30 MiB"
+    if persistence is None:
+        return _rss_check(name, None, None, "not run")
+    return _rss_check(
+        name,
+        persistence.rss_growth_mib,
+        persistence.hwm_growth_mib,
+        persistence.unavailable or "not run",
+    )
+
+
 def checks(
-    scenarios: dict[str, ScenarioFigures], downloads: dict[str, DownloadFigures]
+    scenarios: dict[str, ScenarioFigures],
+    downloads: dict[str, DownloadFigures],
+    persistence: PersistenceFigures | None = None,
 ) -> list[Check]:
     out = [
         _throughput_check(scenarios.get("poll"), "status poll", 0.15),
@@ -177,14 +232,16 @@ def checks(
         _latency_check(scenarios.get("cache_hit"), "cache hit", 2.0),
         _throughput_check(scenarios.get("content"), "1 MiB content", 0.8),
     ]
-    name = "200 MiB download: gateway RSS growth < 30 MiB"
     gateway = downloads.get("gateway")
-    if gateway is None or gateway.rss_growth_mib is None:
-        reason = gateway.unavailable if gateway is not None else "not run"
-        out.append(Check(name, "", f"n/a ({reason})"))
-    else:
-        growth = max(gateway.rss_growth_mib, gateway.hwm_growth_mib or 0.0)
-        out.append(Check(name, f"{growth:.1f} MiB", "PASS" if growth < 30 else "FAIL"))
+    out.append(
+        _rss_check(
+            "200 MiB download: gateway RSS growth < 30 MiB",
+            gateway.rss_growth_mib if gateway is not None else None,
+            gateway.hwm_growth_mib if gateway is not None else None,
+            (gateway.unavailable if gateway is not None else None) or "not run",
+        )
+    )
+    out.append(persistence_check(persistence))
     return out
 
 
@@ -281,6 +338,30 @@ def download_table(downloads: dict[str, DownloadFigures], size_mib: int) -> str:
     return f"Single {size_mib} MiB download, Python streaming client:\n\n" + _table(header, rows)
 
 
+def persistence_table(fig: PersistenceFigures) -> str:
+    intro = (
+        f"{fig.video_mib:.0f} MiB video copied by the gateway's job runner from the sandbox into "
+        "its blob store; from upstream finished (the gateway's `upstream_finished_at`) and from "
+        "the runner's lease (copy) to the first `GET /v1/videos/{id}` that says completed; "
+        f"RSS sampled from create to completed ({fig.runs} job(s), medians, RSS max):"
+    )
+    header = ["upstream finished → completed", "MiB/s", "copy (lease → completed)", "copy MiB/s"]
+    header += ["create → completed", "gateway RSS growth, max", "VmHWM growth, max"]
+    if fig.unavailable is not None:
+        row = [f"n/a ({short_reason(fig.unavailable)})"] + [""] * (len(header) - 1)
+    else:
+        row = [
+            f"{_num(fig.persist_seconds, 3)} s",
+            _num(fig.mib_per_second, 0),
+            f"{_num(fig.copy_seconds, 3)} s",
+            _num(fig.copy_mib_per_second, 0),
+            f"{_num(fig.create_to_completed_seconds, 2)} s",
+            f"{_num(fig.rss_growth_mib, 1)} MiB",
+            f"{_num(fig.hwm_growth_mib, 1)} MiB",
+        ]
+    return intro + "\n\n" + _table(header, [row])
+
+
 def checks_table(found: list[Check]) -> str:
     rows = [[c.name, c.measured, short_reason(c.verdict)] for c in found]
     return _table(["target check", "measured", "verdict"], rows)
@@ -306,6 +387,7 @@ def render_body(
     downloads: dict[str, DownloadFigures],
     found: list[Check],
     size_mib: int,
+    persistence: PersistenceFigures | None = None,
 ) -> str:
     parts = [
         "## Throughput and latency (median of runs)",
@@ -314,6 +396,10 @@ def render_body(
         ratio_table(scenarios),
         "## Large download",
         download_table(downloads, size_mib),
+    ]
+    if persistence is not None:
+        parts += [f"## {size_mib} MiB persistence", persistence_table(persistence)]
+    parts += [
         "## Target checks",
         checks_table(found),
     ]

@@ -3,6 +3,8 @@ keys and jobs, run every scenario with wrk, print the tables and write bench/RES
 results block of bench/README.md and bench/out/results.json.
 
 ``--quick`` is a smoke run (1 run of 1 s per target, no warm-up) that writes only bench/out/.
+``--only persistence`` starts only the sandbox and the gateway and measures ``--runs``
+persistences of a 200 MiB video (bench/out/ only).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,19 @@ import httpx
 
 from bench.machine import describe_machine
 from bench.measure import DownloadOutcome, ScenarioOutcome, ScenarioRunner, measure_downloads
-from bench.report import checks, download_figures, figures, render_body, render_markdown
+from bench.persistence import PersistenceResult, describe, persist
+from bench.report import (
+    PersistenceFigures,
+    checks,
+    checks_table,
+    download_figures,
+    figures,
+    persistence_check,
+    persistence_figures,
+    persistence_table,
+    render_body,
+    render_markdown,
+)
 from bench.scenarios import (
     CONTENT_BYTES,
     CONTENTION_KEYS,
@@ -77,6 +92,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: 1 run of 1 s, no warm-up, bench/out only"
     )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx comparison")
+    parser.add_argument(
+        "--only",
+        choices=["persistence"],
+        help="focused run of one measurement (bench/out only): persistence = --runs 200 MiB "
+        "jobs persisted by the gateway",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.duration, args.warmup = 1, 1, 0
@@ -143,8 +164,46 @@ def _attempt(what: str, action: Any, *args: Any) -> Any:
         return Unavailable(reason)
 
 
-def prepare_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> Fixtures:
-    """Keys through the admin API, then a finished job of each size on each side."""
+@dataclass
+class Persistence:
+    """The gateway persisting the 200 MiB fixture job (or why that could not be measured)."""
+
+    results: list[PersistenceResult] = dataclasses.field(default_factory=list)
+    unavailable: str | None = None
+
+    def figures(self) -> PersistenceFigures:
+        return persistence_figures(self.results, DOWNLOAD_BYTES, self.unavailable)
+
+
+def _persisted_job(
+    deploy: Deployment, workload: Workload, workdir: Path, key: str, prompt: str, out: Persistence
+) -> str | Unavailable:
+    """The gateway's 200 MiB fixture job, its persistence measured on the way."""
+    assert isinstance(deploy.gateway, ServerProcess)
+    result: PersistenceResult | Unavailable = _attempt(
+        "gateway download job (persistence)",
+        persist,
+        workload,
+        deploy.gateway,
+        gateway_database(workdir),
+        key,
+        prompt,
+        DOWNLOAD_BYTES,
+    )
+    if isinstance(result, Unavailable):
+        out.unavailable = result.reason
+        return result
+    log(f"  persistence: {describe(result)}")
+    out.results.append(result)
+    job_id: str = result.job_id
+    return job_id
+
+
+def prepare_fixtures(
+    deploy: Deployment, workload: Workload, workdir: Path, persistence: Persistence
+) -> Fixtures:
+    """Keys through the admin API, then a finished job of each size on each side; making the
+    gateway's 200 MiB job is the persistence measurement."""
     gateway_key: str | Unavailable
     keys_file: Path | Unavailable
     if isinstance(deploy.gateway, Unavailable):
@@ -172,6 +231,12 @@ def prepare_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> F
         )
         if isinstance(gateway_key, Unavailable):
             fixtures.gateway_jobs[role] = gateway_key
+            if role == "download":
+                persistence.unavailable = gateway_key.reason
+        elif role == "download":
+            fixtures.gateway_jobs[role] = _persisted_job(
+                deploy, workload, workdir, gateway_key, prompt, persistence
+            )
         else:
             fixtures.gateway_jobs[role] = _attempt(
                 f"gateway {role} job", workload.gateway_job, gateway_key, prompt, size
@@ -209,15 +274,16 @@ def _measure(runner: ScenarioRunner, scenario: Scenario) -> ScenarioOutcome:
 
 def measure_all(
     args: argparse.Namespace, deploy: Deployment, workdir: Path, pinning: Pinning
-) -> tuple[list[ScenarioOutcome], dict[str, DownloadOutcome]]:
+) -> tuple[list[ScenarioOutcome], dict[str, DownloadOutcome], Persistence]:
     """Fixtures, then the read scenarios, the large download and the write scenarios."""
     gateway = deploy.gateway if isinstance(deploy.gateway, ServerProcess) else None
     # Without a gateway every gateway target is n/a and its URL is never used.
     workload = Workload(
         gateway.url if gateway else deploy.sandbox.url, deploy.sandbox.url, ADMIN_TOKEN
     )
+    persistence = Persistence()
     try:
-        fixtures = prepare_fixtures(deploy, workload, workdir)
+        fixtures = prepare_fixtures(deploy, workload, workdir, persistence)
         servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
         quiet = Quiescence(
             gateway_database(workdir) if gateway else None,
@@ -242,13 +308,108 @@ def measure_all(
         outcomes += [_measure(runner, s) for s in builder.writes()]
     finally:
         workload.close()
-    return outcomes, downloads
+    return outcomes, downloads, persistence
+
+
+def measure_persistence(args: argparse.Namespace, deploy: Deployment, workdir: Path) -> Persistence:
+    """``--only persistence``: a key, then ``--runs`` 200 MiB jobs, each persisted alone."""
+    persistence = Persistence()
+    if isinstance(deploy.gateway, Unavailable):
+        persistence.unavailable = deploy.gateway.reason
+        return persistence
+    workload = Workload(deploy.gateway.url, deploy.sandbox.url, ADMIN_TOKEN)
+    try:
+        key = _attempt("admin team", workload.create_team, "bench")
+        if not isinstance(key, Unavailable):
+            key = _attempt("admin key", workload.create_key, "bench", "bench")
+        if isinstance(key, Unavailable):
+            persistence.unavailable = key.reason
+            return persistence
+        quiet = Quiescence(
+            gateway_database(workdir),
+            [deploy.sandbox, deploy.gateway],
+            workload.upstream_counters,
+            log,
+        )
+        for run in range(args.runs):
+            quiet.wait()
+            prompt = f"bench persistence job {run}"  # distinct: identical creates are deduped
+            if isinstance(
+                _persisted_job(deploy, workload, workdir, key, prompt, persistence), Unavailable
+            ):
+                break
+    finally:
+        workload.close()
+    return persistence
+
+
+def main_persistence(args: argparse.Namespace, notes: list[str]) -> int:
+    """Sandbox and gateway only; prints the persistence table and writes bench/out/."""
+    machine = describe_machine()
+    pinning = plan_pinning()
+    log(f"pinning: {pinning.note}")
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        workdir = Path(tmp)
+        with deployment(workdir, pinning, True, notes) as deploy:
+            persistence = measure_persistence(args, deploy, workdir)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    fig = persistence.figures()
+    found = [persistence_check(fig)]
+    size_mib = DOWNLOAD_BYTES // 2**20
+    meta = {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine.line(),
+        "commit": machine.commit,
+        "settings": f"--only persistence: {args.runs} job(s); whole run {elapsed:.0f} s",
+        "pinning": pinning.note,
+        "notes": notes,
+    }
+    body = "\n\n".join(
+        [
+            f"## {size_mib} MiB persistence",
+            persistence_table(fig),
+            "## Target checks",
+            checks_table(found),
+        ]
+    )
+    document = render_markdown(meta, body)
+    log("")
+    log(document)
+    data = {
+        **meta,
+        "only": "persistence",
+        "persistence": dataclasses.asdict(fig),
+        "persistence_runs": [
+            {**dataclasses.asdict(r), **_persistence_derived(r)} for r in persistence.results
+        ],
+        "checks": [dataclasses.asdict(c) for c in found],
+    }
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (OUT_DIR / "RESULTS-persistence.md").write_text(document)
+    log(f"wrote {OUT_DIR / 'results.json'} and {OUT_DIR / 'RESULTS-persistence.md'}")
+    return 0
+
+
+def _persistence_derived(result: PersistenceResult) -> dict[str, float | None]:
+    return {
+        "create_to_completed_seconds": result.create_to_completed_seconds,
+        "persist_seconds": result.persist_seconds,
+        "mib_per_second": result.mib_per_second,
+        "copy_seconds": result.copy_seconds,
+        "copy_mib_per_second": result.copy_mib_per_second,
+        "rss_growth_mib": result.rss_growth_mib,
+        "hwm_growth_mib": result.hwm_growth_mib,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     notes: list[str] = []
     ensure_tools(notes)
+    if args.only == "persistence":
+        return main_persistence(args, notes)
     machine = describe_machine()  # before pinning: nproc counts the CPUs we may use
     pinning = plan_pinning()
     log(f"pinning: {pinning.note}")
@@ -256,12 +417,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         workdir = Path(tmp)
         with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
-            outcomes, downloads = measure_all(args, deploy, workdir, pinning)
+            outcomes, downloads, persistence = measure_all(args, deploy, workdir, pinning)
     elapsed = (datetime.now(UTC) - started).total_seconds()
 
     scenario_figures = [figures(o) for o in outcomes]
     download_figs = {t: download_figures(o) for t, o in downloads.items()}
-    found = checks({f.name: f for f in scenario_figures}, download_figs)
+    persistence_figs = persistence.figures()
+    found = checks({f.name: f for f in scenario_figures}, download_figs, persistence_figs)
     meta = {
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine.line(),
@@ -274,7 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pinning": pinning.note,
         "notes": notes,
     }
-    body = render_body(scenario_figures, download_figs, found, DOWNLOAD_BYTES // 2**20)
+    body = render_body(
+        scenario_figures, download_figs, found, DOWNLOAD_BYTES // 2**20, persistence_figs
+    )
     document = render_markdown(meta, body)
     log("")
     log(document)
@@ -284,6 +448,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scenarios": [dataclasses.asdict(f) for f in scenario_figures],
         "runs": {o.scenario.name: _runs_json(o) for o in outcomes},
         "download": {t: dataclasses.asdict(f) for t, f in download_figs.items()},
+        "persistence": dataclasses.asdict(persistence_figs),
+        "persistence_runs": [
+            {**dataclasses.asdict(r), **_persistence_derived(r)} for r in persistence.results
+        ],
         "checks": [dataclasses.asdict(c) for c in found],
     }
     write_outputs(args.quick, data, document, body)
