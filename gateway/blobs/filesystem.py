@@ -77,10 +77,9 @@ class FilesystemBlobStore:
             raise
 
     def _publish(self, temp: Path, final: Path) -> None:
+        # Replaced even when identical bytes are already there: a concurrent delete of the old
+        # copy (its last reference just went) then cannot take this new one with it.
         final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            temp.unlink(missing_ok=True)  # identical bytes are already stored
-            return
         os.replace(temp, final)
         _sync_directory(final.parent)
 

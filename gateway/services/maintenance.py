@@ -77,12 +77,8 @@ class Maintenance:
 
     async def remove_released(self, deletions: list[Deletion]) -> int:
         """Delete the blobs that deleted or expired jobs no longer share with any job."""
-        count = 0
-        for deletion in deletions:
-            for key in deletion.released:
-                await self._blobs.delete(key)
-                count += 1
-        return count
+        keys = [key for deletion in deletions for key in deletion.released]
+        return await delete_released(self._store, self._blobs, keys)
 
     async def _sweep_orphans(self) -> int:
         orphans: set[str] = set()
@@ -99,3 +95,17 @@ class Maintenance:
             await self._blobs.delete(key)
         self._orphan_candidates = orphans - confirmed
         return len(confirmed)
+
+
+async def delete_released(store: Store, blobs: BlobStore, keys: list[str]) -> int:
+    """Delete blobs whose last reference went, unless a new video took one meanwhile (an
+    identical download recorded between the release and now keeps its bytes)."""
+    if not keys:
+        return 0
+    still_used = await store.known_assets(keys)
+    removed = 0
+    for key in keys:
+        if key not in still_used:
+            await blobs.delete(key)
+            removed += 1
+    return removed

@@ -18,6 +18,7 @@ from gateway.blobs.base import BlobStore
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.services.jobs import finished_upstream_changes
 from gateway.services.keys import Principal
+from gateway.services.maintenance import delete_released
 from gateway.settings import JobSettings
 from gateway.store.base import TERMINAL_STATUSES, Asset, Job, Order, Store
 from gateway.upstream.client import UpstreamClient
@@ -124,8 +125,7 @@ class VideoService:
         deletion = await self._store.delete_job(job.id, principal.team_id, int(self._clock()))
         if deletion is None:
             raise _not_found(video_id)
-        for key in deletion.released:
-            await self._blobs.delete(key)
+        await delete_released(self._store, self._blobs, list(deletion.released))
 
     async def content(self, principal: Principal, video_id: str, variant: Variant) -> StoredContent:
         """The stored video (or last frame) of a completed job; never the upstream's copy."""
