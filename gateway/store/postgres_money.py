@@ -9,7 +9,6 @@ transactions never wait for each other's counters in opposite orders.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -24,6 +23,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
+from gateway.store.audit import audit_problems
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
 from gateway.store.postgres_runner import RunnerQueries
 
@@ -294,42 +294,25 @@ class MoneyQueries(RunnerQueries):
     # -- audit and usage ------------------------------------------------------------------
 
     async def audit(self) -> list[str]:
-        expected: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])
-        for scope, scope_id, day, month, reserved, spent in await self._fetch(
-            "SELECT scope, scope_id, day, month, SUM(reserved_delta)::bigint,"
-            " SUM(spent_delta)::bigint FROM ledger GROUP BY scope, scope_id, day, month"
-        ):
-            for window, period in (("total", "total"), ("day", day), ("month", month)):
-                totals = expected[(scope, scope_id, window, period)]
-                totals[0] += reserved
-                totals[1] += spent
-        actual = {
-            (row[0], row[1], row[2], row[3]): [row[4], row[5]]
-            for row in await self._fetch(
+        return audit_problems(
+            await self._fetch(
+                "SELECT scope, scope_id, day, month, SUM(reserved_delta)::bigint,"
+                " SUM(spent_delta)::bigint FROM ledger GROUP BY scope, scope_id, day, month"
+            ),
+            await self._fetch(
                 "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
-            )
-        }
-        problems: list[str] = []
-        for where in sorted(set(expected) | set(actual)):
-            want, have = expected.get(where, [0, 0]), actual.get(where, [0, 0])
-            if want != have:
-                problems.append(
-                    f"counter {'/'.join(where)}: reserved {have[0]} spent {have[1]},"
-                    f" ledger says reserved {want[0]} spent {want[1]}"
-                )
-        for job_id, status in await self._fetch(
-            "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
-            " AND status IN ('completed', 'failed', 'rejected') ORDER BY id"
-        ):
-            problems.append(f"job {job_id} is {status} but its money is still reserved")
-        for job_id, net in await self._fetch(
-            "SELECT l.job_id, SUM(l.reserved_delta)::bigint FROM ledger l"
-            " JOIN jobs j ON j.id = l.job_id"
-            " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
-            " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0 ORDER BY l.job_id"
-        ):
-            problems.append(f"job {job_id} is settled but {net} micro-USD stay reserved")
-        return problems
+            ),
+            await self._fetch(
+                "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
+                " AND status IN ('completed', 'failed', 'rejected') ORDER BY id"
+            ),
+            await self._fetch(
+                "SELECT l.job_id, SUM(l.reserved_delta)::bigint FROM ledger l"
+                " JOIN jobs j ON j.id = l.job_id"
+                " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
+                " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0 ORDER BY l.job_id"
+            ),
+        )
 
     async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:
         group = USAGE_GROUPS.get(by)

@@ -9,7 +9,6 @@ the class run on the connection's thread, inside the caller's transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections import defaultdict
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
@@ -25,6 +24,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
+from gateway.store.audit import audit_problems
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
 from gateway.store.sqlite_db import fetchall, fetchone
 from gateway.store.sqlite_runner import RunnerQueries, changed_one
@@ -132,41 +132,24 @@ class MoneyQueries(RunnerQueries):
     # -- audit and usage ------------------------------------------------------------------
 
     async def audit(self) -> list[str]:
-        expected: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for scope, scope_id, day, month, reserved, spent in await self._fetch(
-            "SELECT scope, scope_id, day, month, SUM(reserved_delta), SUM(spent_delta)"
-            " FROM ledger GROUP BY scope, scope_id, day, month"
-        ):
-            for window, period in (("total", "total"), ("day", day), ("month", month)):
-                totals = expected[(scope, scope_id, window, period)]
-                totals[0] += reserved
-                totals[1] += spent
-        actual = {
-            (row[0], row[1], row[2], row[3]): [row[4], row[5]]
-            for row in await self._fetch(
+        return audit_problems(
+            await self._fetch(
+                "SELECT scope, scope_id, day, month, SUM(reserved_delta), SUM(spent_delta)"
+                " FROM ledger GROUP BY scope, scope_id, day, month"
+            ),
+            await self._fetch(
                 "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
-            )
-        }
-        problems: list[str] = []
-        for where in sorted(set(expected) | set(actual)):
-            want, have = expected.get(where, [0, 0]), actual.get(where, [0, 0])
-            if want != have:
-                problems.append(
-                    f"counter {'/'.join(where)}: reserved {have[0]} spent {have[1]},"
-                    f" ledger says reserved {want[0]} spent {want[1]}"
-                )
-        for job_id, status in await self._fetch(
-            "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
-            " AND status IN ('completed', 'failed', 'rejected')"
-        ):
-            problems.append(f"job {job_id} is {status} but its money is still reserved")
-        for job_id, net in await self._fetch(
-            "SELECT l.job_id, SUM(l.reserved_delta) FROM ledger l JOIN jobs j ON j.id = l.job_id"
-            " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
-            " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0"
-        ):
-            problems.append(f"job {job_id} is settled but {net} micro-USD stay reserved")
-        return problems
+            ),
+            await self._fetch(
+                "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
+                " AND status IN ('completed', 'failed', 'rejected')"
+            ),
+            await self._fetch(
+                "SELECT l.job_id, SUM(l.reserved_delta) FROM ledger l JOIN jobs j ON j.id = l.job_id"
+                " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
+                " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0"
+            ),
+        )
 
     async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:
         group = USAGE_GROUPS.get(by)

@@ -1,0 +1,42 @@
+"""The audit's arithmetic, shared by every database adapter: recompute each budget counter from
+the ledger and list every difference, plus money left reserved by finished jobs. Pure: the
+adapters run the queries and hand the rows in."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+CounterKey = tuple[str, str, str, str]  # scope, scope_id, window, period
+
+
+def audit_problems(
+    ledger_sums: Iterable[Any],
+    counters: Iterable[Any],
+    reserved_but_finished: Iterable[Any],
+    settled_but_reserved: Iterable[Any],
+) -> list[str]:
+    """``ledger_sums``: (scope, scope_id, day, month, reserved, spent) sums of the ledger;
+    ``counters``: (scope, scope_id, window, period, reserved, spent) rows of the counters;
+    ``reserved_but_finished``: (job id, status); ``settled_but_reserved``: (job id, net)."""
+    expected: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])
+    for scope, scope_id, day, month, reserved, spent in ledger_sums:
+        for window, period in (("total", "total"), ("day", day), ("month", month)):
+            totals = expected[(scope, scope_id, window, period)]
+            totals[0] += reserved
+            totals[1] += spent
+    actual = {(row[0], row[1], row[2], row[3]): [row[4], row[5]] for row in counters}
+    problems: list[str] = []
+    for where in sorted(set(expected) | set(actual)):
+        want, have = expected.get(where, [0, 0]), actual.get(where, [0, 0])
+        if want != have:
+            problems.append(
+                f"counter {'/'.join(where)}: reserved {have[0]} spent {have[1]},"
+                f" ledger says reserved {want[0]} spent {want[1]}"
+            )
+    for job_id, status in reserved_but_finished:
+        problems.append(f"job {job_id} is {status} but its money is still reserved")
+    for job_id, net in settled_but_reserved:
+        problems.append(f"job {job_id} is settled but {net} micro-USD stay reserved")
+    return problems
