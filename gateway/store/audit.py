@@ -1,12 +1,15 @@
-"""The audit's arithmetic, shared by every database adapter: recompute each budget counter from
-the ledger and list every difference, plus money left reserved by finished jobs. Pure: the
-adapters run the queries and hand the rows in."""
+"""The audit's and usage report's arithmetic, shared by every database adapter: recompute each
+budget counter from the ledger and list every difference, plus money left reserved by finished
+jobs; merge usage sums with dedupe savings. Pure: the adapters run the queries, hand rows in."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
+
+from gateway.store.base import UsageRow
 
 CounterKey = tuple[str, str, str, str]  # scope, scope_id, window, period
 
@@ -40,3 +43,13 @@ def audit_problems(
     for job_id, net in settled_but_reserved:
         problems.append(f"job {job_id} is settled but {net} micro-USD stay reserved")
     return problems
+
+
+def usage_rows(money: Iterable[Any], savings: dict[Any, tuple[int, int]]) -> list[UsageRow]:
+    """Merge per-group ledger sums (group, spent, reserved, refunded, videos, seconds) with what
+    dedupe saved per group ({group: (saved micro-USD, videos)}), ordered by group."""
+    rows = {row[0]: UsageRow(str(row[0]), row[1], row[2], row[3], row[4], row[5]) for row in money}
+    for name, (saved, count) in savings.items():
+        base = rows.get(name, UsageRow(str(name), 0, 0, 0, 0, 0))
+        rows[name] = replace(base, saved=saved, videos_saved=count)
+    return [rows[name] for name in sorted(rows, key=str)]

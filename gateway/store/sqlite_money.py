@@ -24,7 +24,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
-from gateway.store.audit import audit_problems
+from gateway.store.audit import audit_problems, usage_rows
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
 from gateway.store.sqlite_db import fetchall, fetchone
 from gateway.store.sqlite_runner import RunnerQueries, changed_one
@@ -177,30 +177,7 @@ class MoneyQueries(RunnerQueries):
                 (team_id, since),
             )
         }
-        rows = {
-            row[0]: UsageRow(
-                group=str(row[0]),
-                spent=row[1],
-                reserved=row[2],
-                refunded=row[3],
-                videos=row[4],
-                seconds=row[5],
-            )
-            for row in money
-        }
-        for name, (saved, count) in savings.items():
-            base = rows.get(name, UsageRow(str(name), 0, 0, 0, 0, 0))
-            rows[name] = UsageRow(
-                base.group,
-                base.spent,
-                base.reserved,
-                base.refunded,
-                base.videos,
-                base.seconds,
-                saved=saved,
-                videos_saved=count,
-            )
-        return [rows[name] for name in sorted(rows, key=str)]
+        return usage_rows(money, savings)
 
 
 # -- run on the connection's thread, inside the caller's transaction ------------------------
