@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## set up and run the gateway (SQLite, local storage, sandbox upstream without AIHUBMIX_API_KEY)
-	$(BIN)/gateway serve
+run: $(STAMP)  ## set up and run the gateway (SQLite, local storage, the sandbox upstream: asked for explicitly)
+	$(BIN)/gateway serve --sandbox
 
 test: $(STAMP) lint typecheck deploy-check pytest  ## set up and run every check CI runs
 

@@ -1,6 +1,6 @@
 """The application factory. Nothing happens at import: ``create_app`` builds a Starlette app whose
-lifespan opens every resource (store, upstream client, the in-process sandbox when no AIHubMix
-key is set) and closes them again. Only this module and ``cli.py`` know concrete adapters.
+lifespan opens every resource (store, upstream client, the in-process sandbox when it is asked
+for) and closes them again. Only this module and ``cli.py`` know concrete adapters.
 """
 
 from __future__ import annotations
@@ -130,7 +130,20 @@ def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
         )
     if settings.log.format not in ("json", "text"):
         raise SettingsError("log.format must be 'json' or 'text'")
+    if settings.requests.idempotency_hours < 24:
+        raise SettingsError("requests.idempotency_hours must be at least 24 (clients retry late)")
+    check_upstream(settings)
     return catalog, prices
+
+
+def check_upstream(settings: Settings) -> None:
+    """No silent sandbox: without an AIHubMix key the sandbox must be asked for by name."""
+    if not settings.use_sandbox and not settings.aihubmix_api_key:
+        raise SettingsError(
+            "AIHUBMIX_API_KEY is not set. Either set it to the AIHubMix key (for real videos),"
+            " or ask for the built-in sandbox explicitly (fake videos, nothing billed) with"
+            " `gateway serve --sandbox` or `upstream.sandbox = true` (GATEWAY_UPSTREAM__SANDBOX=true)."
+        )
 
 
 def build_runner(
@@ -169,6 +182,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             resources = await open_resources(settings, stack, transport=transport, metrics=metrics)
+            log.info(
+                "gateway starting",
+                extra={"upstream": settings.upstream_name, "upstream_url": _shown_url(settings)},
+            )
             app.state.sandbox_url = resources.sandbox_url
             store = resources.store
             app.state.context = AppContext(
@@ -186,6 +203,7 @@ def create_app(
                     retention_days=settings.storage.retention_days,
                     clock=clock,
                     events=events,
+                    idempotency_seconds=settings.requests.idempotency_hours * 3600,
                 ),
                 videos=VideoService(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock
@@ -210,11 +228,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     async with AsyncExitStack() as stack:
         metrics = Metrics(CollectorRegistry(), team_labels=settings.metrics.team_labels)
         resources = await open_resources(settings, stack, start_sandbox=False, metrics=metrics)
-        log.info(
-            "job runner started",
-            extra={"upstream": "sandbox" if settings.use_sandbox else "aihubmix"},
-        )
+        log.info("job runner started", extra={"upstream": settings.upstream_name})
         await build_runner(settings, resources, events=JobEvents(metrics)).run(stop)
+
+
+def _shown_url(settings: Settings) -> str:
+    """The upstream's address without credentials or query (safe to log)."""
+    url = httpx.URL(settings.upstream.base_url)
+    return f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
 
 
 @asynccontextmanager
@@ -259,8 +280,8 @@ async def _upstream_base_url(
     stack.push_async_callback(sandbox.stop)
     url = f"http://127.0.0.1:{port}"
     log.warning(
-        "SANDBOX MODE: no AIHUBMIX_API_KEY is set, so videos come from the built-in fake "
-        "upstream at %s. Nothing is sent to AIHubMix and nothing is billed.",
+        "SANDBOX MODE (asked for with upstream.sandbox / --sandbox): videos come from the "
+        "built-in fake upstream at %s. Nothing is sent to AIHubMix and nothing is billed.",
         url,
     )
     return url, url

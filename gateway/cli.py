@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_money
+from gateway import cli_jobs, cli_money
 from gateway.errors import GatewayError
 from gateway.settings import Settings, SettingsError, describe, load_settings
 from gateway.store.base import Store
@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="use the built-in fake upstream (no AIHUBMIX_API_KEY needed; nothing billed)",
+    )
     serve.set_defaults(handler=_serve)
 
     sandbox = sub.add_parser("sandbox", help="run the fake AIHubMix upstream on its own")
@@ -59,9 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(handler=_sandbox)
 
-    sub.add_parser(
+    worker = sub.add_parser(
         "worker", help="run only the background job runner (poll, persist, settle)"
-    ).set_defaults(handler=_worker)
+    )
+    worker.add_argument(
+        "--sandbox", action="store_true", help="poll the sandbox at upstream.base_url"
+    )
+    worker.set_defaults(handler=_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
     sub.add_parser("check-config", help="validate and print the settings").set_defaults(
         handler=_check_config
@@ -90,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=_run(_keys_revoke))
 
     cli_money.register(sub, _run)
+    cli_jobs.register(sub, _run)
     _accept_config_anywhere(parser)
     return parser
 
@@ -113,7 +123,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             server["host"] = args.host
         if args.port is not None:
             server["port"] = args.port
-    return {"server": server} if server else {}
+    overrides: dict[str, dict[str, Any]] = {"server": server} if server else {}
+    if getattr(args, "sandbox", False) and args.command in ("serve", "worker"):
+        overrides["upstream"] = {"sandbox": True}
+    return overrides
 
 
 def _run(
@@ -202,9 +215,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvloop
 
-    from gateway.app import run_worker
+    from gateway.app import check_settings, run_worker
     from gateway.logs import configure_logging
 
+    check_settings(settings)
     configure_logging(settings.log.level, settings.log.format)
 
     async def go() -> int:
@@ -246,9 +260,10 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.app import check_settings, create_app
     from gateway.logs import configure_logging
 
+    check_settings(settings)  # before anything is written: no key and no --sandbox stops here
     configure_logging(settings.log.level, settings.log.format)
     if settings.use_sandbox:
         key = asyncio.run(_demo_key(settings))
@@ -306,7 +321,7 @@ def _print_banner(settings: Settings, key: str) -> None:
     bar = "=" * 78
     print(
         f"""{bar}
- SANDBOX MODE - no AIHUBMIX_API_KEY is set. Videos come from the built-in fake
+ SANDBOX MODE (--sandbox / upstream.sandbox). Videos come from the built-in fake
  upstream; nothing is sent to AIHubMix and nothing is billed.
 {bar}
  Gateway:   {base}/v1

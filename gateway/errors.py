@@ -11,6 +11,8 @@ This module imports nothing from the web framework; ``web/rendering.py`` turns t
     ├── AdminAuthenticationFailed     401 invalid_request_error / invalid_admin_token
     ├── NotFound                      404 invalid_request_error / not_found
     ├── Conflict                      409 invalid_request_error / conflict
+    │   ├── IdempotencyKeyReused      409 invalid_request_error / idempotency_key_reused
+    │   └── IdempotencyKeyInUse       409 invalid_request_error / idempotency_key_in_use
     ├── PayloadTooLarge               413 invalid_request_error / payload_too_large
     ├── UnsupportedMediaType          415 invalid_request_error / unsupported_media_type
     ├── UnsatisfiableRange            416 invalid_request_error / range_not_satisfiable
@@ -20,7 +22,12 @@ This module imports nothing from the web framework; ``web/rendering.py`` turns t
     └── UpstreamError                 502 upstream_error / upstream_error
         ├── UpstreamAuthError         502 upstream_error / upstream_auth_error
         ├── UpstreamQuotaError        502 upstream_error / upstream_quota_error
-        └── UpstreamTimeout           504 upstream_error / upstream_timeout
+        ├── UpstreamTimeout           504 upstream_error / upstream_timeout
+        └── OutcomeUnknown            502 upstream_error / submit_outcome_unknown
+
+``should_retry`` (False on every answer a retry cannot fix: validation, budgets, quota,
+idempotency conflicts, an unknown outcome) is rendered once, in ``web/rendering.py``, as the
+``x-should-retry: false`` header the official OpenAI SDKs obey before their own retry rules.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     default_code: ClassVar[str] = "internal_error"
+    # None: let the client decide; False: a retry cannot change the answer (x-should-retry).
+    should_retry: ClassVar[bool | None] = None
 
     def __init__(
         self,
@@ -65,6 +74,7 @@ class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
     default_code = "invalid_value"
+    should_retry = False
 
 
 class UnsupportedFeature(InvalidRequest):
@@ -75,6 +85,7 @@ class AuthenticationFailed(GatewayError):
     status = 401
     type = "invalid_request_error"
     default_code = "invalid_api_key"
+    should_retry = False
 
 
 class AdminAuthenticationFailed(GatewayError):
@@ -87,30 +98,35 @@ class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
     default_code = "not_found"
+    should_retry = False
 
 
 class Conflict(GatewayError):
     status = 409
     type = "invalid_request_error"
     default_code = "conflict"
+    should_retry = False
 
 
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     default_code = "payload_too_large"
+    should_retry = False
 
 
 class UnsupportedMediaType(GatewayError):
     status = 415
     type = "invalid_request_error"
     default_code = "unsupported_media_type"
+    should_retry = False
 
 
 class UnsatisfiableRange(GatewayError):
     status = 416
     type = "invalid_request_error"
     default_code = "range_not_satisfiable"
+    should_retry = False
 
 
 class RateLimited(GatewayError):
@@ -125,6 +141,7 @@ class BudgetExceeded(GatewayError):
     status = 429
     type = "insufficient_quota"
     default_code = "budget_exceeded"
+    should_retry = False
 
     def __init__(
         self,
@@ -158,6 +175,33 @@ class UpstreamAuthError(UpstreamError):
 
 class UpstreamQuotaError(UpstreamError):
     default_code = "upstream_quota_error"
+    should_retry = False
+
+
+class OutcomeUnknown(UpstreamError):
+    """The upstream may or may not have created the job: its price stays reserved until
+    evidence, an operator or the deadline decides, and a blind retry could pay twice."""
+
+    default_code = "submit_outcome_unknown"
+    should_retry = False
+
+    @classmethod
+    def for_video(cls, video_id: str, *, detail: str = "") -> OutcomeUnknown:
+        said = f" ({detail})" if detail else ""
+        return cls(
+            f"The outcome of creating video {video_id} is unknown{said}: the upstream may or may"
+            " not have started it. Its price stays reserved until the gateway or an operator"
+            f" settles it. Do not create it again blindly: GET /v1/videos/{video_id} shows what"
+            " became of it, and a retry with the same Idempotency-Key answers this same video."
+        )
+
+
+class IdempotencyKeyReused(Conflict):
+    default_code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInUse(Conflict):
+    default_code = "idempotency_key_in_use"
 
 
 class UpstreamTimeout(UpstreamError):

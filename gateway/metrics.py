@@ -55,9 +55,11 @@ KNOWN_CODES = frozenset(
         "upstream_content_expired",
         "incomplete",
         "storage_error",
+        "submit_outcome_unknown",
+        "record_failed",
     }
 )
-JOB_STATES = ("queued", "running", "awaiting_download")
+JOB_STATES = ("queued", "running", "awaiting_download", "outcome_unknown")
 
 
 def bounded_code(code: str | None) -> str:
@@ -149,7 +151,8 @@ class Metrics:
         )
         self.jobs_current = Gauge(
             "gateway_jobs",
-            "Unfinished jobs now, by state (queued, running, awaiting_download).",
+            "Unfinished jobs now, by state (queued, running, awaiting_download, outcome_unknown:"
+            " the upstream may or may not have the job; its price stays reserved).",
             ["state"],
             registry=registry,
         )
@@ -224,6 +227,32 @@ class Metrics:
         self.assets_expired = Counter(
             "gateway_storage_expired_total",
             "Videos removed because their retention ended.",
+            registry=registry,
+        )
+        # Money at the edges: lost answers, operators' resolutions, client retries
+        self.outcomes_unknown = Counter(
+            "gateway_submit_outcome_unknown_total",
+            "Submits whose outcome is unknown (answer lost, crash, id not recorded), by reason;"
+            " each keeps its price reserved until evidence, an operator or the deadline.",
+            ["reason"],
+            registry=registry,
+        )
+        self.outcomes_resolved = Counter(
+            "gateway_unknown_outcomes_resolved_total",
+            "Unknown outcomes settled: charged, refunded, or evidence (the upstream id turned up).",
+            ["resolution"],
+            registry=registry,
+        )
+        self.create_retries = Counter(
+            "gateway_create_retries_total",
+            "POST /v1/videos requests a client SDK marked as retries (x-stainless-retry-count).",
+            registry=registry,
+        )
+        self.idempotency_conflicts = Counter(
+            "gateway_idempotency_keys_total",
+            "Creates whose Idempotency-Key was already bound: replayed (same body: the bound"
+            " video), reused (different body: 409), in_use (still submitting: 409).",
+            ["outcome"],
             registry=registry,
         )
         for state in JOB_STATES:

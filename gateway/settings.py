@@ -70,7 +70,8 @@ class StorageSettings:
 @dataclass(frozen=True)
 class UpstreamSettings:
     base_url: str = "https://aihubmix.com"
-    # Use the built-in sandbox even when an AIHubMix key is set.
+    # Use the built-in sandbox (a fake AIHubMix: no real videos, nothing billed). Never implied:
+    # without AIHUBMIX_API_KEY and without this (or `gateway serve --sandbox`), start-up fails.
     sandbox: bool = False
     connect_timeout: float = 5.0
     timeout: float = 30.0
@@ -87,6 +88,8 @@ class RequestSettings:
     reject_unknown_fields: bool = True
     # Extra model names: alias -> model id, e.g. {"seedance-fast" = "doubao-seedance-2-0-fast-260128"}.
     model_aliases: Mapping[str, str] = field(default_factory=dict)
+    # How long an Idempotency-Key stays bound to the video it created (at least 24 hours).
+    idempotency_hours: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,14 @@ class Settings:
 
     @property
     def use_sandbox(self) -> bool:
-        """True when requests go to the built-in sandbox instead of AIHubMix."""
-        return self.upstream.sandbox or not self.aihubmix_api_key
+        """True when requests go to the sandbox instead of AIHubMix: only when asked for
+        (``upstream.sandbox``); a missing key is an error, never a silent sandbox."""
+        return self.upstream.sandbox
+
+    @property
+    def upstream_name(self) -> str:
+        """Which upstream is in use, for /readyz, check-config and the start-up log."""
+        return "sandbox" if self.use_sandbox else "aihubmix"
 
 
 SECTIONS: tuple[str, ...] = tuple(
@@ -343,4 +352,5 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
         "AIHUBMIX_API_KEY": "set" if settings.aihubmix_api_key else "not set",
         "GATEWAY_ADMIN_TOKEN": "set" if settings.admin_token else "not set",
     }
+    out["upstream_in_use"] = {"upstream": settings.upstream_name}
     return out

@@ -2,34 +2,60 @@
 step), submit upstream only when nothing identical exists, and answer dry-run quotes.
 
 The job is written (and its price reserved) before the upstream call, so a crash never leaves an
-upstream job we do not know, nor money we cannot account for.
+upstream job we do not know, nor money we cannot account for. When the upstream's answer is lost
+the job becomes ``submit_unknown`` and keeps its reservation (never refunded on a guess); an
+``Idempotency-Key`` binds a client's retries to the one video its first request created.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from gateway.domain.budgets import BudgetLine, check, scopes_for
+import orjson
+
+from gateway.domain.budgets import BudgetLine, Window, check, scopes_for, window_end
 from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
 from gateway.domain.pricing import PriceTable, price_of
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import BudgetExceeded, GatewayError, UpstreamError
+from gateway.errors import (
+    AuthenticationFailed,
+    BudgetExceeded,
+    GatewayError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    OutcomeUnknown,
+)
 from gateway.ids import new_id
 from gateway.services.events import JobEvents
 from gateway.services.keys import Principal
 from gateway.settings import CacheSettings, JobSettings
-from gateway.store.base import Admission, AdmissionPlan, Job, Store
-from gateway.upstream.client import UpstreamClient
+from gateway.store.base import (
+    UNKNOWN_OUTCOME_CODE,
+    Admission,
+    AdmissionPlan,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Job,
+    KeyRevoked,
+    Store,
+)
+from gateway.upstream.client import UpstreamClient, may_have_created
 from gateway.upstream.job import UpstreamJob
 
 log = logging.getLogger("gateway.videos")
 
 # What the client asked of the cache (its Cache-Control header).
 CacheDirective = Literal["default", "no-cache", "no-store"]
+# Pauses between attempts to record an accepted upstream job through database errors.
+RECORD_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5)
+# How long a request waits for another with the same Idempotency-Key to finish its submit.
+IDEMPOTENCY_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +82,12 @@ class CreateService:
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
         events: JobEvents | None = None,
+        idempotency_seconds: float = 86400.0,
+        record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS,
     ) -> None:
         self._events = events or JobEvents()
+        self._idempotency_seconds = idempotency_seconds
+        self._record_retry_delays = record_retry_delays
         self._store = store
         self._upstream = upstream
         self._prices = prices
@@ -82,13 +112,33 @@ class CreateService:
         *,
         directive: CacheDirective = "default",
         request_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Admission:
-        """Admit the request (hit, join, or a new reserved job) and submit new jobs upstream."""
+        """Admit the request (hit, join, or a new reserved job) and submit new jobs upstream.
+
+        With ``idempotency_key``, a request whose key is already bound answers the bound video
+        and creates nothing (``Admission.replayed``)."""
+        plan = self._plan(principal, request, directive, idempotency_key)
+        if plan.idempotency is not None:
+            bound = await self._store.idempotency_record(
+                principal.key_id, plan.idempotency.key, plan.now
+            )
+            if bound is not None:
+                return await self._replay(principal, bound, plan.idempotency)
         try:
-            admission = await self._store.admit_job(self._plan(principal, request, directive))
+            admission = await self._store.admit_job(plan)
         except BudgetExceeded as exc:
             self._events.budget_rejected(exc.scope, exc.window)
+            if exc.window in ("day", "month"):
+                # Until the window resets, a retry meets the same limit.
+                ends = window_end(cast(Window, exc.window), plan.now)
+                exc.retry_after = max(1.0, (ends or plan.now) - plan.now)
             raise
+        except KeyRevoked as exc:
+            raise AuthenticationFailed("This API key has been revoked.") from exc
+        except IdempotencyKeyTaken as exc:
+            assert plan.idempotency is not None
+            return await self._replay(principal, exc.record, plan.idempotency)
         self._events.admitted(admission.job, admission.outcome)
         if not admission.submit_upstream:
             return admission
@@ -96,17 +146,28 @@ class CreateService:
         try:
             accepted = await self._upstream.submit(job.request, request_id=request_id)
         except GatewayError as exc:
+            if may_have_created(exc):
+                await self._mark_unknown(job, exc.code)
+                raise OutcomeUnknown.for_video(job.id, detail=exc.message) from exc
             await self._reject(job, exc.code, exc.message)
             raise
         except Exception as exc:
-            await self._reject(job, "internal_error", "The upstream call failed.")
-            raise UpstreamError("The upstream call failed unexpectedly.") from exc
+            # Not an answer we understand: the request may have reached the upstream.
+            log.exception("upstream submit failed unexpectedly", extra={"job_id": job.id})
+            await self._mark_unknown(job, "internal_error")
+            raise OutcomeUnknown.for_video(
+                job.id, detail="the upstream call failed unexpectedly"
+            ) from exc
         submitted = await self._record_accepted(job, accepted)
         self._events.submitted(submitted)
         return replace(admission, job=submitted)
 
     def _plan(
-        self, principal: Principal, request: VideoRequest, directive: CacheDirective
+        self,
+        principal: Principal,
+        request: VideoRequest,
+        directive: CacheDirective,
+        idempotency_key: str | None = None,
     ) -> AdmissionPlan:
         now = self._clock()
         job = Job(
@@ -143,6 +204,18 @@ class CreateService:
             charge_hits=cache.charge_hits,
             cache_ttl_seconds=cache.ttl_days * 86400 if cache.ttl_days else None,
             retention_seconds=self._retention_seconds,
+            idempotency=(
+                IdempotencyRecord(
+                    key_id=principal.key_id,
+                    key=idempotency_key,
+                    fingerprint=fingerprint(request),
+                    job_id=job.id,
+                    created_at=now,
+                    expires_at=now + self._idempotency_seconds,
+                )
+                if idempotency_key is not None
+                else None
+            ),
         )
 
     async def _reject(self, job: Job, code: str, message: str) -> None:
@@ -156,26 +229,113 @@ class CreateService:
             )
 
     async def _record_accepted(self, job: Job, accepted: UpstreamJob) -> Job:
-        """Store the upstream id. The upstream has the job now: never fail this request after it."""
-        now = self._clock()
+        """Store the upstream id. The upstream has the job now: never fail or refund it after
+        this. Database errors are retried with back-off; if the id still cannot be written the
+        job is left to the unknown-outcome path (its money stays reserved)."""
         changes: dict[str, Any] = {
             "upstream_id": accepted.id,
             "status": "in_progress" if accepted.status == "in_progress" else "queued",
             "progress": min(accepted.progress, 99),
-            "refreshed_at": now,
-            "updated_at": int(now),
-            "next_check_at": now + self._jobs.poll_min_seconds,
         }
+        for delay in (*self._record_retry_delays, None):
+            now = self._clock()
+            changes |= {
+                "refreshed_at": now,
+                "updated_at": int(now),
+                "next_check_at": now + self._jobs.poll_min_seconds,
+            }
+            try:
+                updated = await self._store.update_job_if_status(
+                    job.id, statuses=("submitting",), changes=changes
+                )
+                if updated is None:
+                    # The runner declared the outcome unknown meanwhile (a very slow answer):
+                    # this answer is the evidence that settles it; the runner polls it now.
+                    updated = await self._store.attach_upstream_id(job.id, accepted.id, now)
+                    if updated is not None:
+                        self._events.unknown_resolved(updated, "evidence")
+                if updated is None:
+                    log.warning(
+                        "upstream accepted a job already settled",
+                        extra={"job_id": job.id, "upstream_id": accepted.id},
+                    )
+                    updated = await self._store.get_job(job.id, include_deleted=True)
+                return updated or replace(job, **changes)
+            except Exception:
+                if delay is None:
+                    break
+                log.warning(
+                    "could not record accepted upstream job yet; retrying",
+                    extra={"job_id": job.id, "upstream_id": accepted.id},
+                )
+                await asyncio.sleep(delay)
+        # The upstream id goes to the log: an operator can attach it as evidence.
+        log.error(
+            "could not record accepted upstream job; its outcome is now unknown",
+            extra={"job_id": job.id, "upstream_id": accepted.id},
+        )
+        await self._mark_unknown(job, "record_failed")
+        raise OutcomeUnknown.for_video(
+            job.id, detail="the upstream accepted it, but the gateway could not record that"
+        )
+
+    async def _mark_unknown(self, job: Job, reason: str) -> None:
+        """Keep the reservation, and let evidence, an operator or the deadline settle it. When
+        even this cannot be written, the job stays ``submitting`` and the runner's sweep makes
+        it ``submit_unknown`` after ``jobs.submit_grace_seconds``."""
+        now = self._clock()
         try:
-            updated = await self._store.update_job_if_status(
-                job.id, statuses=("submitting",), changes=changes
+            marked = await self._store.update_job_if_status(
+                job.id,
+                statuses=("submitting",),
+                changes={
+                    "status": "submit_unknown",
+                    "error_code": UNKNOWN_OUTCOME_CODE,
+                    "error_message": f"The upstream's answer to the submit was lost ({reason}).",
+                    "updated_at": int(now),
+                    "next_check_at": job.created_at + self._jobs.deadline_seconds,
+                },
             )
-            if updated is None:
-                # The runner gave up on this submit meanwhile (a very slow upstream answer):
-                # keep its verdict, but remember the upstream id for the audit trail.
-                log.warning("upstream accepted a job already given up", extra={"job_id": job.id})
-                updated = await self._store.update_job(job.id, {"upstream_id": accepted.id})
         except Exception:
-            log.exception("could not record accepted upstream job", extra={"job_id": job.id})
-            updated = None
-        return updated or replace(job, **changes)
+            log.exception("could not mark the outcome unknown", extra={"job_id": job.id})
+            marked = None
+        self._events.outcome_unknown(marked or job, reason)
+
+    async def _replay(
+        self, principal: Principal, bound: IdempotencyRecord, wanted: IdempotencyRecord
+    ) -> Admission:
+        """The answer for a request whose Idempotency-Key is already bound: the same video
+        (as it is now), once its first request has finished submitting."""
+        if bound.fingerprint != wanted.fingerprint:
+            self._events.idempotency("reused")
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request body. Use a"
+                " new key for a new request.",
+                param="Idempotency-Key",
+            )
+        waited_until = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
+        pause = 0.02
+        while True:
+            job = await self._store.get_job(bound.job_id, principal.team_id, include_deleted=True)
+            if job is not None and job.status != "submitting":
+                break
+            if time.monotonic() >= waited_until:
+                self._events.idempotency("in_use")
+                raise IdempotencyKeyInUse(
+                    "Another request with this Idempotency-Key is still being processed;"
+                    " retry shortly with the same key.",
+                    param="Idempotency-Key",
+                    retry_after=1.0,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+        self._events.idempotency("replayed")
+        if job.status == "submit_unknown":
+            raise OutcomeUnknown.for_video(job.id)
+        return Admission(job=job, outcome=job.cache_result or "bypass", replayed=True)
+
+
+def fingerprint(request: VideoRequest) -> str:
+    """The hash of a request's canonical form: equal for retries of the same create however
+    the client spelled it (aliases, defaults, form or JSON)."""
+    return hashlib.sha256(orjson.dumps(request.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()

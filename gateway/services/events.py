@@ -94,6 +94,30 @@ class JobEvents:
         if self.metrics is not None:
             self.metrics.download_failures.labels(bounded_code(reason)).inc()
 
+    def outcome_unknown(self, job: Job, reason: str) -> None:
+        """A submit whose outcome is unknown: its money stays reserved until it is settled."""
+        log.error(
+            "submit outcome unknown",
+            extra={"job_id": job.id, "reason": reason, "reserved_micros": job.cost_micros},
+        )
+        if self.metrics is not None:
+            self.metrics.outcomes_unknown.labels(bounded_code(reason)).inc()
+
+    def unknown_resolved(self, job: Job, resolution: str, actor: str = "") -> None:
+        """An unknown outcome settled: ``charged`` / ``refunded`` (operator or deadline) or
+        ``evidence`` (the upstream id turned up: the job runs on)."""
+        log.warning(
+            "unknown outcome resolved",
+            extra={"job_id": job.id, "resolution": resolution, "actor": actor},
+        )
+        if self.metrics is not None:
+            self.metrics.outcomes_resolved.labels(resolution).inc()
+
+    def idempotency(self, outcome: str) -> None:
+        """A create whose Idempotency-Key was already bound: replayed, reused, in_use."""
+        if self.metrics is not None:
+            self.metrics.idempotency_conflicts.labels(outcome).inc()
+
     def expired(self, count: int) -> None:
         if self.metrics is not None and count:
             self.metrics.assets_expired.inc(count)

@@ -28,7 +28,7 @@ from gateway.errors import GatewayError, RateLimited
 from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings
-from gateway.store.base import Asset, Job, Store
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job, Store
 from gateway.upstream.client import UpstreamClient, UpstreamNotFound
 from gateway.upstream.job import UpstreamJob
 
@@ -144,6 +144,8 @@ class JobRunner:
         try:
             if job.status == "submitting":
                 await self._check_submitting(job)
+            elif job.status == "submit_unknown":
+                await self._check_unknown(job)
             elif job.status in ("queued", "in_progress"):
                 await self._poll(job)
             elif job.status == "downloading":
@@ -156,14 +158,40 @@ class JobRunner:
                 await self._reschedule(job, attempts=job.attempts + 1)
 
     async def _check_submitting(self, job: Job) -> None:
-        """A job left ``submitting``: the gateway died between writing it and the upstream's
-        answer. We cannot know whether the upstream has it, so it fails and is not charged."""
+        """A job left ``submitting``: the gateway died (or could not write) between writing it
+        and recording the upstream's answer. The upstream may have it, so its outcome is
+        unknown: it keeps its reservation until evidence, an operator or the deadline."""
         if self._clock() - job.created_at < self._settings.submit_grace_seconds:
             await self._update(job, _release(job.created_at + self._settings.submit_grace_seconds))
             return
-        await self._fail(
-            job, "submit_interrupted", "The gateway stopped while submitting this job."
+        unknown = await self._update(
+            job,
+            {
+                "status": "submit_unknown",
+                "error_code": UNKNOWN_OUTCOME_CODE,
+                "error_message": "The gateway stopped before it recorded the upstream's answer.",
+                **_release(job.created_at + self._settings.deadline_seconds),
+            },
         )
+        self._events.outcome_unknown(unknown, "interrupted")
+
+    async def _check_unknown(self, job: Job) -> None:
+        """At the job's deadline an unknown outcome is charged: a budget may overstate spend
+        until an operator refunds, never understate it."""
+        deadline = job.created_at + self._settings.deadline_seconds
+        if self._clock() < deadline:
+            await self._update(job, _release(deadline))
+            return
+        settled = await self._store.resolve_unknown(
+            job.id,
+            charge=True,
+            actor="gateway",
+            reason="the deadline passed with the upstream's answer still unknown",
+            now=self._clock(),
+        )
+        if settled is None:
+            raise LeaseLost()  # settled meanwhile (an operator, or evidence)
+        self._events.unknown_resolved(settled, "charged", "gateway")
 
     async def _poll(self, job: Job) -> None:
         assert job.upstream_id is not None

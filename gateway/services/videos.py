@@ -29,6 +29,9 @@ log = logging.getLogger("gateway.videos")
 # early on anything else).
 PUBLIC_STATUS: dict[str, str] = {
     "submitting": "queued",
+    # The upstream may or may not have it: nothing is known to have started, nothing failed
+    # yet. Clients polling it keep polling until it is settled (see docs/operations.md).
+    "submit_unknown": "queued",
     "queued": "queued",
     "in_progress": "in_progress",
     "downloading": "in_progress",

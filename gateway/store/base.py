@@ -15,9 +15,19 @@ from gateway.errors import register_unavailable
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
-# but not yet in our storage. None of these three is ever shown as such to clients.
+# but not yet in our storage; ``submit_unknown`` is one the upstream may or may not have
+# created (a lost answer, a crash between send and record): its reservation stays counted
+# until evidence, an operator or the deadline settles it. None of these four is ever shown as
+# such to clients.
 JobStatus = Literal[
-    "submitting", "queued", "in_progress", "downloading", "completed", "failed", "rejected"
+    "submitting",
+    "submit_unknown",
+    "queued",
+    "in_progress",
+    "downloading",
+    "completed",
+    "failed",
+    "rejected",
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rejected"})
 Order = Literal["asc", "desc"]
@@ -127,6 +137,36 @@ class AdmissionPlan:
     cache_ttl_seconds: float | None = None
     # A hit is a new video: it is kept this long from now (None: forever), like any other.
     retention_seconds: float | None = None
+    # Bind this Idempotency-Key to the new video in the same transaction (unique per key).
+    idempotency: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A client's ``Idempotency-Key`` bound to the video its first request created.
+
+    Scoped to the calling gateway key; ``fingerprint`` is the hash of the canonical request, so
+    a reuse with a different body is told apart from a retry."""
+
+    key_id: str
+    key: str
+    fingerprint: str
+    job_id: str
+    created_at: float
+    expires_at: float
+
+
+class IdempotencyKeyTaken(Exception):
+    """``admit_job`` found the plan's Idempotency-Key already bound (unexpired): nothing was
+    created; ``record`` says to what it is bound."""
+
+    def __init__(self, record: IdempotencyRecord) -> None:
+        super().__init__(record.job_id)
+        self.record = record
+
+
+class KeyRevoked(Exception):
+    """``admit_job`` found the calling key revoked (another replica's cache was stale)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +176,12 @@ class Admission:
 
     job: Job
     outcome: CacheResult
+    # The answer to an earlier request with the same Idempotency-Key: nothing was created.
+    replayed: bool = False
 
     @property
     def submit_upstream(self) -> bool:
-        return self.outcome in ("miss", "bypass")
+        return self.outcome in ("miss", "bypass") and not self.replayed
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +217,9 @@ class Deletion:
     job_id: str
     released: tuple[str, ...] = ()
 
+
+# error.code of a job whose submit outcome was unknown (while unknown, and once settled).
+UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 
 # Columns a job update may change (everything but identity and ownership).
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
@@ -342,6 +387,27 @@ class Store(Protocol):
 
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         """Soft-delete up to ``limit`` jobs whose retention has passed, releasing assets."""
+
+    # Unknown outcomes and idempotency keys
+    async def resolve_unknown(
+        self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
+    ) -> Job | None:
+        """In one transaction, only while the job is ``submit_unknown``: end it ``failed``,
+        charge (``charge``) or refund its reservation with the ledger rows naming ``actor``
+        and ``reason``, fail its followers and drop its cache entry. None when it was not
+        ``submit_unknown``."""
+
+    async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
+        """Evidence: the upstream has this job as ``upstream_id``. A ``submitting`` or
+        ``submit_unknown`` job becomes ``queued`` and due for a poll at once; None otherwise."""
+
+    async def idempotency_record(
+        self, key_id: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        """The unexpired binding of ``key`` for the gateway key ``key_id``, if any."""
+
+    async def expire_idempotency_keys(self, now: float, limit: int) -> int:
+        """Forget up to ``limit`` expired Idempotency-Keys; how many were removed."""
 
 
 async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:

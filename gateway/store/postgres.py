@@ -16,7 +16,6 @@ import asyncpg
 
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
-from gateway.store.postgres_admission import AdmissionQueries
 from gateway.store.postgres_db import (
     DEFAULT_POOL_MAX_SIZE,
     DEFAULT_POOL_MIN_SIZE,
@@ -28,6 +27,7 @@ from gateway.store.postgres_db import (
     job_row,
     raise_translated,
 )
+from gateway.store.postgres_outcomes import OutcomeQueries
 from gateway.store.postgres_runner import release_assets
 
 __all__ = [
@@ -44,7 +44,7 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
-class PostgresStore(AdmissionQueries):
+class PostgresStore(OutcomeQueries):
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""
 
     async def create_team(self, name: str, now: int) -> Team:

@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from gateway.store.base import Admission, AdmissionPlan, Asset, Job
+from gateway.store.base import (
+    Admission,
+    AdmissionPlan,
+    Asset,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Job,
+    KeyRevoked,
+)
 from gateway.store.postgres_db import (
     INSERT_JOB,
     JOB_COLUMNS,
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
     from gateway.store.postgres_db import Connection
 
 _FINISHED = ("completed", "failed", "rejected")
+# A job whose submit outcome is unknown may never deliver: new identical requests start afresh.
+_UNJOINABLE = (*_FINISHED, "submit_unknown")
 # First key of pg_advisory_xact_lock(int, int) for cache keys ("gw" + 1); the second is the
 # key's hash. Unrelated keys that share a hash only wait for each other.
 CACHE_KEY_LOCK = 0x67770001
@@ -40,6 +50,15 @@ class AdmissionQueries(MoneyQueries):
     async def admit_job(self, plan: AdmissionPlan) -> Admission:
         job = plan.job
         async with self._transaction() as connection:
+            # First, before any other lock: the key's row (shared, so admissions of one key run
+            # side by side while a revocation waits for them), then the Idempotency-Key.
+            revoked = await connection.fetchrow(
+                "SELECT revoked_at FROM api_keys WHERE id = $1 FOR SHARE", job.key_id
+            )
+            if revoked is None or revoked[0] is not None:
+                raise KeyRevoked(job.key_id)
+            if plan.idempotency is not None:
+                await _bind_idempotency_key(connection, plan.idempotency, plan.now)
             if plan.cache_key is not None and (plan.lookup or plan.register):
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock($1, hashtext($2))", CACHE_KEY_LOCK, plan.cache_key
@@ -88,7 +107,7 @@ class AdmissionQueries(MoneyQueries):
         leader = job_from_row(leader_row)
         if status == "running" and leader.deleted_at is not None:
             return None  # its owner deleted it: start afresh rather than join a video nobody keeps
-        if status == "running" and leader.status not in _FINISHED:
+        if status == "running" and leader.status not in _UNJOINABLE:
             job = replace(
                 plan.job,
                 status=leader.status if leader.status != "submitting" else "queued",
@@ -294,6 +313,10 @@ class AdmissionQueries(MoneyQueries):
                 job.id,
             )
             await self._settle(connection, job, charge=None, now=now)
+            if rejected:
+                # Nothing was created upstream and nothing charged: a retry with the same
+                # Idempotency-Key may try again (the SDK retries 5xx answers on its own).
+                await connection.execute("DELETE FROM idempotency_keys WHERE job_id = $1", job.id)
             if job.cache_key is not None:
                 await _drop_entry(connection, job)
             final = await connection.fetchrow(SELECT_JOB + " WHERE id = $1", job_id)
@@ -306,3 +329,39 @@ async def _drop_entry(connection: Connection, job: Job) -> None:
     await connection.execute(
         "DELETE FROM cache_entries WHERE key = $1 AND leader_id = $2", job.cache_key, job.id
     )
+
+
+async def _bind_idempotency_key(
+    connection: Connection, record: IdempotencyRecord, now: float
+) -> None:
+    """Bind the key to the new video, or raise ``IdempotencyKeyTaken`` (nothing is created).
+    A concurrent insert of the same key waits on the primary key until the other transaction
+    ends, then sees its row (or, if it rolled back, inserts)."""
+    await connection.execute(
+        "DELETE FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2"
+        " AND expires_at <= $3",
+        record.key_id,
+        record.key,
+        now,
+    )
+    inserted = await connection.fetchval(
+        "INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint, job_id, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING 1",
+        record.key_id,
+        record.key,
+        record.fingerprint,
+        record.job_id,
+        record.created_at,
+        record.expires_at,
+    )
+    if inserted is not None:
+        return
+    row = await connection.fetchrow(
+        "SELECT key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
+        " FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2",
+        record.key_id,
+        record.key,
+    )
+    if row is None:  # pragma: no cover - expired and deleted in between: vanishingly rare
+        raise IdempotencyKeyTaken(record)
+    raise IdempotencyKeyTaken(IdempotencyRecord(*row))

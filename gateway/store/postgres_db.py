@@ -65,7 +65,7 @@ _WHOLE_COLUMNS = frozenset(
     }
 )
 VISIBLE_JOB = "deleted_at IS NULL AND status != 'rejected'"
-RUNNABLE = "('submitting', 'queued', 'in_progress', 'downloading')"
+RUNNABLE = "('submitting', 'submit_unknown', 'queued', 'in_progress', 'downloading')"
 # Column lists are constants, never input: S608 (SQL built from strings) does not apply.
 SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
 INSERT_JOB = (

@@ -252,8 +252,14 @@ class MoneyQueries(RunnerQueries):
             "queued": "queued",
             "in_progress": "running",
             "downloading": "awaiting_download",
+            "submit_unknown": "outcome_unknown",
         }
-        jobs: dict[str, int] = {"queued": 0, "running": 0, "awaiting_download": 0}
+        jobs: dict[str, int] = {
+            "queued": 0,
+            "running": 0,
+            "awaiting_download": 0,
+            "outcome_unknown": 0,
+        }
         for status, count in await self._fetch(
             "SELECT status, COUNT(*) FROM jobs WHERE next_check_at IS NOT NULL GROUP BY status"
         ):

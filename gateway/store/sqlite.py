@@ -12,7 +12,6 @@ from typing import Any
 
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
-from gateway.store.sqlite_admission import AdmissionQueries
 from gateway.store.sqlite_db import (
     INSERT_JOB,
     SELECT_JOB,
@@ -24,6 +23,7 @@ from gateway.store.sqlite_db import (
     raise_translated,
     split_statements,
 )
+from gateway.store.sqlite_outcomes import OutcomeQueries
 from gateway.store.sqlite_runner import changed_one, release_assets
 
 __all__ = ["SqliteStore", "parse_sqlite_url", "split_statements"]
@@ -35,7 +35,7 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
-class SqliteStore(AdmissionQueries):
+class SqliteStore(OutcomeQueries):
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""
 
     async def create_team(self, name: str, now: int) -> Team:

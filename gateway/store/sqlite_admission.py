@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from gateway.store.base import Admission, AdmissionPlan, Asset, Job
+from gateway.store.base import (
+    Admission,
+    AdmissionPlan,
+    Asset,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Job,
+    KeyRevoked,
+)
 from gateway.store.sqlite_db import (
     INSERT_JOB,
     JOB_COLUMNS,
@@ -28,6 +36,8 @@ from gateway.store.sqlite_money import MoneyQueries, check_and_reserve, settle
 from gateway.store.sqlite_runner import add_reference, job_assignments
 
 _FINISHED = ("completed", "failed", "rejected")
+# A job whose submit outcome is unknown may never deliver: new identical requests start afresh.
+_UNJOINABLE = (*_FINISHED, "submit_unknown")
 _SELECT_JOB_BY_ID = SELECT_JOB + " WHERE id = ?"
 
 
@@ -69,6 +79,9 @@ class AdmissionQueries(MoneyQueries):
 
 def _admit_job(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission:
     job = plan.job
+    _check_key_active(connection, job.key_id)
+    if plan.idempotency is not None:
+        _bind_idempotency_key(connection, plan.idempotency, plan.now)
     if plan.cache_key is not None and plan.lookup:
         found = _from_cache(connection, plan)
         if found is not None:
@@ -93,6 +106,44 @@ def _admit_job(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission
     return Admission(job=job, outcome=outcome)
 
 
+def _check_key_active(connection: sqlite3.Connection, key_id: str) -> None:
+    """A key revoked on another replica (whose lookup cache is stale) pays for nothing more."""
+    row = fetchone(connection, "SELECT revoked_at FROM api_keys WHERE id = ?", (key_id,))
+    if row is None or row[0] is not None:
+        raise KeyRevoked(key_id)
+
+
+def _bind_idempotency_key(
+    connection: sqlite3.Connection, record: IdempotencyRecord, now: float
+) -> None:
+    """Bind the key to the new video, or raise ``IdempotencyKeyTaken`` (nothing is created).
+    ``BEGIN IMMEDIATE`` serialises this against every other writer of the file."""
+    connection.execute(
+        "DELETE FROM idempotency_keys WHERE key_id = ? AND idempotency_key = ? AND expires_at <= ?",
+        (record.key_id, record.key, now),
+    )
+    row = fetchone(
+        connection,
+        "SELECT key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
+        " FROM idempotency_keys WHERE key_id = ? AND idempotency_key = ?",
+        (record.key_id, record.key),
+    )
+    if row is not None:
+        raise IdempotencyKeyTaken(IdempotencyRecord(*row))
+    connection.execute(
+        "INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint, job_id, created_at,"
+        " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            record.key_id,
+            record.key,
+            record.fingerprint,
+            record.job_id,
+            record.created_at,
+            record.expires_at,
+        ),
+    )
+
+
 def _from_cache(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission | None:
     """A hit (a finished identical video whose asset is still stored) or a join onto the
     running identical job; None when neither exists."""
@@ -112,7 +163,7 @@ def _from_cache(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admissio
     leader = job_from_row(leader_row)
     if status == "running" and leader.deleted_at is not None:
         return None  # its owner deleted it: start afresh rather than join a video nobody keeps
-    if status == "running" and leader.status not in _FINISHED:
+    if status == "running" and leader.status not in _UNJOINABLE:
         job = replace(
             plan.job,
             status=leader.status if leader.status != "submitting" else "queued",
@@ -300,6 +351,10 @@ def _fail_job(
         return None
     job = job_from_row(row)
     settle(connection, job, charge=None, now=now)
+    if rejected:
+        # Nothing was created upstream and nothing charged: a retry with the same
+        # Idempotency-Key may try again (the SDK retries 5xx answers on its own).
+        connection.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job.id,))
     connection.execute(
         "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
         " completed_at = ?, updated_at = ? WHERE leader_id = ?"

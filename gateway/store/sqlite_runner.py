@@ -21,7 +21,7 @@ from gateway.store.sqlite_db import (
     job_from_row,
 )
 
-_RUNNABLE = "('submitting', 'queued', 'in_progress', 'downloading')"
+_RUNNABLE = "('submitting', 'submit_unknown', 'queued', 'in_progress', 'downloading')"
 _KEYS_PER_QUERY = 500
 
 

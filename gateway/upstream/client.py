@@ -394,6 +394,12 @@ class UpstreamClient:
                 detail or f"AIHubMix rejected the request (HTTP {status})",
                 code="upstream_rejected",
             )
+        if status == 504 and not call.idempotent:
+            # A proxy gave up waiting: the upstream behind it may well have taken the job.
+            return UpstreamTimeout(
+                f"AIHubMix answered {call.what} with HTTP 504{said};"
+                " the job may or may not have been created"
+            )
         if status == 429:
             wait = parse_retry_after(response.headers, now=datetime.now(UTC))
             wait = _DEFAULT_RATE_LIMIT_WAIT if wait is None else wait
@@ -425,6 +431,21 @@ class UpstreamClient:
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return _SECRET_RE.sub("***", text)
+
+
+# Transport failures after which a POST certainly never reached the upstream.
+_NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def may_have_created(error: GatewayError) -> bool:
+    """Whether a failed ``submit`` may still have created the job upstream: the request was
+    sent and its answer was lost (a timeout or dropped connection after sending, a proxy's
+    504) or arrived unreadable. Errors the upstream answered clearly (4xx, 429, 500/502/503) and
+    failures to connect mean it was not created."""
+    cause = error.__cause__
+    if isinstance(cause, httpx.RequestError):
+        return not isinstance(cause, _NEVER_SENT)
+    return isinstance(error, UpstreamTimeout) or error.code == "upstream_bad_response"
 
 
 def _job_path(upstream_id: str) -> str:

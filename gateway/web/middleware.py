@@ -24,7 +24,15 @@ access_log = logging.getLogger("gateway.access")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED = "unmatched"
 # Request facts handlers leave in ``request.state`` for the access log.
-LOGGED_STATE = ("key_id", "team_id", "model", "cost_micros", "cache_result", "upstream_id")
+LOGGED_STATE = (
+    "key_id",
+    "team_id",
+    "model",
+    "cost_micros",
+    "cache_result",
+    "upstream_id",
+    "client_retry_count",  # x-stainless-retry-count of a retried create
+)
 
 
 class RequestContextMiddleware:

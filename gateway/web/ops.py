@@ -39,7 +39,11 @@ async def readyz(request: Request) -> Response:
         checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
+        {
+            "status": "ready" if ready else "not_ready",
+            "checks": checks,
+            "upstream": ctx.settings.upstream_name,
+        },
         status_code=200 if ready else 503,
     )
 

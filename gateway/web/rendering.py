@@ -31,10 +31,13 @@ class JSONResponse(Response):
 
 
 def error_response(error: GatewayError, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The OpenAI error envelope for ``error``, with ``Retry-After`` when it has one."""
+    """The OpenAI error envelope for ``error``, with ``Retry-After`` when it has one and
+    ``x-should-retry: false`` when a retry cannot change the answer (the SDKs obey it)."""
     out = dict(headers or {})
     if error.retry_after is not None:
         out["Retry-After"] = str(max(1, round(error.retry_after)))
+    if error.should_retry is False:
+        out["x-should-retry"] = "false"
     return JSONResponse(error.envelope(), status_code=error.status, headers=out)
 
 

@@ -15,7 +15,7 @@ from gateway.errors import (
     NotFound,
     is_unavailable,
 )
-from gateway.web import admin, admin_money, content, ops, videos
+from gateway.web import admin, admin_jobs, admin_money, content, ops, videos
 from gateway.web.middleware import unavailable_response
 from gateway.web.rendering import error_response
 
@@ -42,6 +42,7 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/budgets", admin_money.delete_budget, methods=["DELETE"]),
     Route("/admin/usage", admin_money.usage, methods=["GET"]),
     Route("/admin/audit", admin_money.audit, methods=["GET"]),
+    Route("/admin/jobs/{video_id}/resolve", admin_jobs.resolve_job, methods=["POST"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),

@@ -17,6 +17,7 @@ from gateway.web.context import authenticate, context
 from gateway.web.rendering import JSONResponse, render_quote, render_video, render_video_list
 
 DEFAULT_LIST_LIMIT = 20
+MAX_IDEMPOTENCY_KEY = 255
 MAX_LIST_LIMIT = 100
 
 
@@ -36,11 +37,13 @@ async def create_video(request: Request) -> Response:
             render_quote(video_request, quote),
             headers={"X-Gateway-Cost-USD": micros_to_usd_str(quote.cost)},
         )
+    _note_client_retry(request)
     admission = await ctx.creator.create(
         principal,
         video_request,
         directive=cache_directive(request.headers.get("cache-control")),
         request_id=request.state.request_id,
+        idempotency_key=idempotency_key(request.headers.get("idempotency-key")),
     )
     job = admission.job
     request.state.model = job.model
@@ -50,7 +53,31 @@ async def create_video(request: Request) -> Response:
     headers = _poll_headers(request, job.status)
     headers["X-Gateway-Cache"] = admission.outcome
     headers["X-Gateway-Cost-USD"] = micros_to_usd_str(job.cost_micros)
+    if admission.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return JSONResponse(render_video(job, public_base_url(request)), headers=headers)
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The client's ``Idempotency-Key``: 1 to 255 visible ASCII characters (Stripe's rule)."""
+    if value is None:
+        return None
+    key = value.strip()
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= c <= "~" for c in key):
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters.",
+            param="Idempotency-Key",
+        )
+    return key
+
+
+def _note_client_retry(request: Request) -> None:
+    """The OpenAI SDKs number their retries in ``x-stainless-retry-count``: log and count them
+    (without an Idempotency-Key, a retried create may pay twice)."""
+    raw = request.headers.get("x-stainless-retry-count", "0").strip()
+    if raw.isdigit() and int(raw) > 0:
+        request.state.client_retry_count = int(raw)
+        context(request).metrics.create_retries.inc()
 
 
 def _is_dry_run(value: str | None) -> bool:

@@ -293,7 +293,9 @@ async def test_download_gives_up_when_the_links_expire(
     assert world.object_files() == world.temporary_files() == []
 
 
-async def test_job_stuck_submitting_fails_after_the_grace_period(world: World) -> None:
+async def test_job_stuck_submitting_keeps_its_money_after_the_grace_period(world: World) -> None:
+    """The upstream may have the job: its outcome is unknown, never refunded on a guess; at the
+    deadline it is charged (issue #13)."""
     # The process dies while the upstream has not answered the submit yet.
     world.gate.close()
     world.sandbox.add_fault(FaultRule(op="create", kind="timeout"))
@@ -312,9 +314,17 @@ async def test_job_stuck_submitting_fails_after_the_grace_period(world: World) -
     assert await world.runner.run_once() == 0
     job = await world.tick(job.id)
 
-    assert (job.status, job.error_code) == ("failed", "submit_interrupted")
-    assert job.next_check_at is None
+    assert (job.status, job.error_code) == ("submit_unknown", "submit_outcome_unknown")
+    assert (job.money_state, job.next_check_at) == (
+        "reserved",
+        T0 + world.settings.deadline_seconds,
+    )
     assert_released(job)
+    job = await world.tick(job.id)
+    assert (job.status, job.error_code) == ("failed", "submit_outcome_unknown")
+    assert (job.money_state, job.charged_micros) == ("charged", job.cost_micros)
+    assert job.next_check_at is None
+    assert await world.store.audit() == []
     assert world.sandbox.counters["create_accepted"] == world.sandbox.counters["poll"] == 0
 
 
@@ -338,7 +348,7 @@ async def test_submitting_job_seen_too_early_is_released_until_the_grace_ends(
     assert (job.status, job.next_check_at) == ("submitting", T0 + 120)
     assert_released(job)
     job = await world.tick(job.id)
-    assert (job.status, job.error_code) == ("failed", "submit_interrupted")
+    assert (job.status, job.error_code) == ("submit_unknown", "submit_outcome_unknown")
 
 
 # -- leases -----------------------------------------------------------------------------

@@ -442,7 +442,12 @@ async def test_metrics_snapshot(store: Store, key: ApiKey, team: Team) -> None:
     await run_to_completion(store, done, charge=500_000)
     await admit(store, key)  # submitting: queued
     snapshot = await store.metrics_snapshot(T)
-    assert snapshot.jobs_by_state == {"queued": 1, "running": 0, "awaiting_download": 0}
+    assert snapshot.jobs_by_state == {
+        "queued": 1,
+        "running": 0,
+        "awaiting_download": 0,
+        "outcome_unknown": 0,
+    }
     assert snapshot.reserved_micros == PRICE
     assert (snapshot.stored_bytes, snapshot.stored_objects) == (VIDEO.size + FRAME.size, 2)
     assert snapshot.budgets == {

@@ -70,11 +70,32 @@ def test_teams_and_keys(config: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_migrate_and_check_config(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "migrate", "--config", str(config))
     assert code == 0 and "schema at version" in out
+    code, out, err = run(capsys, "check-config", "--config", str(config))
+    assert code == 2 and "AIHUBMIX_API_KEY is not set" in err and "--sandbox" in err
+    config.write_text(config.read_text() + "[upstream]\nsandbox = true\n")
     code, out, _ = run(capsys, "check-config", "--config", str(config))
     assert code == 0
     described = json.loads(out)
     assert described["database"]["url"].endswith("cli.db")
     assert described["secrets"]["AIHUBMIX_API_KEY"] in ("set", "not set")
+    assert described["upstream_in_use"] == {"upstream": "sandbox"}
+
+
+def test_serve_without_key_or_sandbox_exits_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No silent sandbox: no demo team, no database file, a message naming both ways forward."""
+    monkeypatch.delenv("AIHUBMIX_API_KEY", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/serve.db"\n')
+    for command in ("serve", "worker"):
+        code, out, err = run(capsys, command, "--config", str(path))
+        assert code == 2
+        assert "AIHUBMIX_API_KEY is not set" in err
+        assert "--sandbox" in err and "upstream.sandbox = true" in err
+        assert "Demo key" not in out
+    assert not (tmp_path / "serve.db").exists()
+    assert not (tmp_path / "demo-key").exists()
 
 
 def test_check_config_rejects_unknown_option_values(

@@ -25,7 +25,7 @@ def test_defaults(tmp_path: Path):
     assert settings.database.url == "sqlite:///./data/gateway.db"
     assert settings.storage.url == "file://./data/blobs"
     assert settings.upstream.base_url == "https://aihubmix.com"
-    assert settings.use_sandbox is True
+    assert settings.use_sandbox is False  # never implied by a missing key (issue #13)
 
 
 def test_toml_then_environment_then_overrides(tmp_path: Path):

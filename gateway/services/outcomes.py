@@ -1,0 +1,74 @@
+"""Settling unknown outcomes by hand: an operator charges or refunds a job the upstream may or
+may not have created, or attaches the upstream id found in the logs as evidence.
+
+Used by ``gateway jobs resolve`` and ``POST /admin/jobs/{video_id}/resolve`` alike; the ledger
+rows of a settlement name who decided and why.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.services.events import JobEvents
+from gateway.store.base import Job, Store
+
+Decision = Literal["charge", "refund"]
+MAX_REASON_CHARS = 500
+
+
+class OutcomeService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        events: JobEvents | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._events = events or JobEvents()
+
+    async def resolve(
+        self,
+        video_id: str,
+        *,
+        decision: Decision | None,
+        actor: str,
+        reason: str,
+        upstream_id: str | None = None,
+    ) -> Job:
+        """Charge, refund, or (with ``upstream_id``) hand the job back to the runner to poll."""
+        reason = reason.strip()
+        if not reason or len(reason) > MAX_REASON_CHARS:
+            raise InvalidRequest(
+                f"A reason (1 to {MAX_REASON_CHARS} characters) is required.", param="reason"
+            )
+        if (decision is None) == (upstream_id is None):
+            raise InvalidRequest(
+                "Give exactly one of: charge, refund, or the upstream id found as evidence.",
+                param="decision",
+            )
+        job = await self._store.get_job(video_id, include_deleted=True)
+        if job is None:
+            raise NotFound(f"No video with id {video_id!r}.", param="video_id")
+        if job.status != "submit_unknown":
+            raise Conflict(
+                f"Video {video_id} is {job.status}, not awaiting an unknown outcome: only"
+                " videos in submit_unknown can be resolved."
+            )
+        now = self._clock()
+        if upstream_id is not None:
+            settled = await self._store.attach_upstream_id(video_id, upstream_id.strip(), now)
+            resolution = "evidence"
+        else:
+            settled = await self._store.resolve_unknown(
+                video_id, charge=decision == "charge", actor=actor, reason=reason, now=now
+            )
+            resolution = "charged" if decision == "charge" else "refunded"
+        if settled is None:
+            raise Conflict(f"Video {video_id} was settled meanwhile; look at it again.")
+        self._events.unknown_resolved(settled, resolution, actor)
+        return settled

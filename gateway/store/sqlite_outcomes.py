@@ -1,0 +1,95 @@
+"""SQLite queries for money at the edges: settling a job whose submit outcome is unknown (by an
+operator or at its deadline), attaching an upstream id that turned up later, and the
+Idempotency-Keys bound to videos.
+
+Each change runs as one transaction on the writer's thread, conditional on the job still being
+in the state it was decided for, so a resolution happens exactly once across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
+from gateway.store.sqlite_admission import AdmissionQueries, _drop_entry, _reread
+from gateway.store.sqlite_db import JOB_COLUMNS, fetchone, job_from_row
+from gateway.store.sqlite_money import settle
+from gateway.store.sqlite_runner import changed_one
+
+_IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
+
+
+class OutcomeQueries(AdmissionQueries):
+    async def resolve_unknown(
+        self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
+    ) -> Job | None:
+        return await self._write(_resolve_unknown, job_id, charge, actor, reason, now)
+
+    async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
+        row = await self._write(
+            fetchone,
+            "UPDATE jobs SET upstream_id = ?, status = 'queued', error_code = NULL,"  # noqa: S608
+            " error_message = NULL, updated_at = ?, refreshed_at = NULL, next_check_at = ?,"
+            " lease_owner = NULL, locked_until = NULL, attempts = 0"
+            " WHERE id = ? AND status IN ('submitting', 'submit_unknown')"
+            f" RETURNING {JOB_COLUMNS}",
+            (upstream_id, int(now), now, job_id),
+        )
+        return job_from_row(row) if row is not None else None
+
+    async def idempotency_record(
+        self, key_id: str, key: str, now: float
+    ) -> IdempotencyRecord | None:
+        row = await self._fetch_one(
+            f"SELECT {_IDEMPOTENCY_COLUMNS} FROM idempotency_keys"  # noqa: S608
+            " WHERE key_id = ? AND idempotency_key = ? AND expires_at > ?",
+            (key_id, key, now),
+        )
+        return IdempotencyRecord(*row) if row is not None else None
+
+    async def expire_idempotency_keys(self, now: float, limit: int) -> int:
+        removed = 0
+        while removed < limit and await self._write(
+            changed_one,
+            "DELETE FROM idempotency_keys WHERE rowid ="
+            " (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT 1)",
+            (now,),
+        ):
+            removed += 1
+        return removed
+
+
+def _resolve_unknown(
+    connection: sqlite3.Connection,
+    job_id: str,
+    charge: bool,
+    actor: str,
+    reason: str,
+    now: float,
+) -> Job | None:
+    settled = "charged" if charge else "refunded"
+    message = f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+    row = fetchone(
+        connection,
+        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"  # noqa: S608
+        " completed_at = ?, updated_at = ?, lease_owner = NULL, locked_until = NULL,"
+        f" next_check_at = NULL WHERE id = ? AND status = 'submit_unknown' RETURNING {JOB_COLUMNS}",
+        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), job_id),
+    )
+    if row is None:
+        return None
+    job = job_from_row(row)
+    if settle(connection, job, charge=job.cost_micros if charge else None, now=now) is not None:
+        connection.execute(
+            "UPDATE ledger SET actor = ?, reason = ? WHERE job_id = ? AND kind = ?",
+            (actor, reason, job.id, "charge" if charge else "refund"),
+        )
+    connection.execute(
+        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
+        " completed_at = ?, updated_at = ? WHERE leader_id = ?"
+        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')",
+        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), job.id),
+    )
+    if job.cache_key is not None:
+        _drop_entry(connection, job)
+    return _reread(connection, job_id)
