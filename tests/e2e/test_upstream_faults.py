@@ -40,12 +40,14 @@ def test_upstream_429_passes_retry_after(gateway: GatewayHandle, sandbox: Sandbo
     assert sandbox.stats()["create"] == 1
 
 
-def test_upstream_timeout_on_create_is_504_and_not_retried(gateway_factory, sandbox):
+def test_upstream_timeout_on_create_is_an_unknown_outcome_not_retried(gateway_factory, sandbox):
+    """The upstream may have the job: not refunded, and the client is told not to retry."""
     gateway = gateway_factory(upstream={"timeout": 0.3})
     sandbox.fault(op="create", kind="timeout", delay=3)
     resp = create(gateway)
-    assert resp.status_code == 504
-    assert resp.json()["error"]["code"] == "upstream_timeout"
+    assert resp.status_code == 502
+    assert resp.headers["x-should-retry"] == "false"
+    assert resp.json()["error"]["code"] == "submit_outcome_unknown"
     assert sandbox.stats()["create"] == 1
 
 

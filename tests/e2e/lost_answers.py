@@ -1,0 +1,61 @@
+"""A fake upstream on 127.0.0.1 that takes every submit and then loses the answer: it reads the
+whole request, records the job as created (it would be billed), and then either stalls past the
+gateway's timeout or drops the connection. Raw sockets, so the loss is real on the wire."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Literal
+
+Mode = Literal["stall", "drop"]
+
+
+class LostAnswerUpstream:
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        self.created: list[bytes] = []  # the body of every job it "created"
+        self._release = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> LostAnswerUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._release.set()
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._release.is_set():
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            while len(body) < length:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                body += chunk
+            self.created.append(body)  # the upstream has the job now
+            if self.mode == "stall":
+                self._release.wait(60)  # answers nothing until the test ends
+            # "drop": close without a byte of answer

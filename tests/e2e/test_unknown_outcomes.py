@@ -1,0 +1,138 @@
+"""Budgets hold when the upstream's answer to a submit is lost (issue #13): the job's outcome is
+unknown, its price stays reserved, the client is told once not to retry blindly, and an operator
+(or the deadline) settles it with a clean audit. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+import pytest
+
+from gateway.domain.budgets import ScopeRef
+from gateway.store.base import BudgetLimit
+from tests.conftest import ADMIN_TOKEN, FAST_MODEL, GatewayHandle, wait_for
+from tests.e2e.lost_answers import LostAnswerUpstream, Mode
+from tests.store.conftest import ThrowawayDatabase, postgres_database, run_aside  # noqa: F401
+
+BODY = {"model": FAST_MODEL, "prompt": "A lighthouse at dusk", "seconds": "5"}
+PRICE = 565_000  # the default 720p price of 5 s
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any]:
+    if request.param == "sqlite":
+        return {}
+    throwaway: ThrowawayDatabase = request.getfixturevalue("postgres_database")
+    return {"database": {"url": run_aside(throwaway.new_schema())}}
+
+
+def start(gateway_factory: Any, upstream_url: str, database: dict[str, Any], **jobs: Any):
+    sections: dict[str, dict[str, Any]] = {
+        "upstream": {
+            "base_url": upstream_url,
+            "timeout": 0.5,
+            "connect_timeout": 0.5,
+            "retries": 1,
+        },
+        "jobs": {"submit_grace_seconds": 2.0, **jobs},
+        **database,
+    }
+    return gateway_factory(**sections)
+
+
+def team_lines(gateway: GatewayHandle, team: str) -> tuple[int, int]:
+    found = gateway.server.call(gateway.store.team_by_name(team))
+    lines = gateway.server.call(
+        gateway.store.budget_lines((ScopeRef("team", found.id),), time.time())
+    )
+    total = next(line for line in lines if line.window == "total")
+    return total.spent, total.reserved
+
+
+@pytest.mark.parametrize("mode", ["stall", "drop"])
+def test_lost_answer_keeps_the_money_and_says_so_once(
+    gateway_factory: Any, database: dict[str, Any], mode: Mode
+) -> None:
+    with LostAnswerUpstream(mode) as upstream:
+        gateway = start(gateway_factory, upstream.url, database)
+        key = gateway.new_key("team-lost")
+        team = gateway.server.call(gateway.store.team_by_name("team-lost"))
+        gateway.server.call(
+            gateway.store.set_limit(BudgetLimit("team", team.id, "total", PRICE), 0)
+        )
+        auth = {"Authorization": f"Bearer {key}"}
+        answers = [gateway.http.post("/v1/videos", json=BODY, headers=auth) for _ in range(3)]
+
+        first, *others = answers
+        assert first.status_code == 502
+        assert first.headers["x-should-retry"] == "false"
+        error = first.json()["error"]
+        assert error["code"] == "submit_outcome_unknown"
+        video_id = error["message"].split("video ")[1].split(" ")[0]
+        assert video_id.startswith("video_")
+        assert "unknown" in error["message"]
+        # The reservation is still counted: the budget is full, nothing more goes upstream.
+        for other in others:
+            assert other.status_code == 429
+            assert other.headers["x-should-retry"] == "false"
+            assert other.json()["error"]["code"] == "budget_exceeded"
+        assert len(upstream.created) == 1
+        spent, reserved = team_lines(gateway, "team-lost")
+        assert spent + reserved >= PRICE * len(upstream.created)
+
+        # Clients see it still queued (the SDK keeps polling); the operator settles it.
+        shown = gateway.http.get(f"/v1/videos/{video_id}", headers=auth).json()
+        assert (shown["status"], shown["error"]) == ("queued", None)
+        resolved = gateway.admin(
+            "POST",
+            f"/admin/jobs/{video_id}/resolve",
+            json={
+                "decision": "charge",
+                "reason": "AIHubMix dashboard shows the job",
+                "actor": "ana",
+            },
+        )
+        assert resolved.status_code == 200, resolved.text
+        assert resolved.json()["money_state"] == "charged"
+        assert team_lines(gateway, "team-lost") == (PRICE, 0)
+        again = gateway.admin(
+            "POST", f"/admin/jobs/{video_id}/resolve", json={"decision": "refund", "reason": "x"}
+        )
+        assert again.status_code == 409
+        assert gateway.admin("GET", "/admin/audit").json()["problems"] == []
+        shown = gateway.http.get(f"/v1/videos/{video_id}", headers=auth).json()
+        assert (shown["status"], shown["error"]["code"]) == ("failed", "submit_outcome_unknown")
+
+
+def test_unknown_outcome_is_charged_at_the_deadline(
+    gateway_factory: Any, database: dict[str, Any]
+) -> None:
+    with LostAnswerUpstream("drop") as upstream:
+        gateway = start(gateway_factory, upstream.url, database, deadline_seconds=2.5)
+        key = gateway.new_key("team-deadline")
+        answer = gateway.http.post(
+            "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert answer.status_code == 502
+        assert team_lines(gateway, "team-deadline") == (0, PRICE)
+        wait_for(lambda: team_lines(gateway, "team-deadline") == (PRICE, 0), timeout=30)
+        assert gateway.admin("GET", "/admin/audit").json()["problems"] == []
+        assert len(upstream.created) == 1
+
+
+def test_the_sdk_does_not_retry_an_unknown_outcome(gateway_factory: Any) -> None:
+    """The official SDK with its default retries: one request reaches the upstream."""
+    with LostAnswerUpstream("drop") as upstream:
+        gateway = start(gateway_factory, upstream.url, {})
+        client = openai.OpenAI(
+            base_url=f"{gateway.url}/v1", api_key=gateway.new_key(), max_retries=2
+        )
+        with pytest.raises(openai.APIStatusError) as info:
+            client.videos.create(model=FAST_MODEL, prompt="A lighthouse", seconds="5")
+        client.close()
+        assert info.value.status_code == 502
+        assert info.value.response.headers["x-should-retry"] == "false"
+        assert len(upstream.created) == 1
+        assert ADMIN_TOKEN not in info.value.message
