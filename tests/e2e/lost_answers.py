@@ -4,6 +4,7 @@ gateway's timeout or drops the connection. Raw sockets, so the loss is real on t
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Literal
@@ -59,3 +60,58 @@ class LostAnswerUpstream:
             if self.mode == "stall":
                 self._release.wait(60)  # answers nothing until the test ends
             # "drop": close without a byte of answer
+
+
+class DroppingProxy:
+    """A TCP proxy on 127.0.0.1 in front of ``target``: the first ``drops`` connections reach
+    the gateway (which answers) but the answer is dropped before the client sees a byte; later
+    connections are relayed both ways. A client-side lost answer, for retry tests."""
+
+    def __init__(self, target_port: int, drops: int = 1) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._drops = drops
+        self.connections = 0
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> DroppingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            drop = self.connections <= self._drops
+            threading.Thread(target=self._relay, args=(client, drop), daemon=True).start()
+
+    def _relay(self, client: socket.socket, drop: bool) -> None:
+        server = socket.create_connection(self._target)
+
+        def upstream() -> None:
+            try:
+                while chunk := client.recv(65536):
+                    server.sendall(chunk)
+            except OSError:
+                pass
+
+        threading.Thread(target=upstream, daemon=True).start()
+        try:
+            while chunk := server.recv(65536):
+                if drop:
+                    break  # the gateway answered; the client never hears it
+                client.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (client, server):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()

@@ -137,6 +137,7 @@ def test_health_probes_need_no_key(gateway: GatewayHandle):
     assert ready == {
         "status": "ready",
         "checks": {"database": "ok", "migrations": "ok", "storage": "ok"},
+        "upstream": "sandbox",  # which upstream is in use, always said (issue #13)
     }
 
 

@@ -317,3 +317,34 @@ def test_crash_between_upstream_completion_and_settlement_charges_once(
     lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
     assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
     assert run_store(tmp_path, lambda s: s.audit()) == []
+
+
+def test_fifty_concurrent_creates_with_one_idempotency_key_across_two_processes(
+    tmp_path, sandbox, processes
+):
+    """The unique constraint, not a lock in memory: one upstream job, one charge (issue #13)."""
+    config = process_config(tmp_path, sandbox)
+    one, two = processes(config), processes(config)
+    key = one.new_key("team-idem")
+    body = {"model": FAST_MODEL, "prompt": "Exactly once"}
+
+    def post(index: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as client:
+            return client.post(
+                f"{(one, two)[index % 2].url}/v1/videos",
+                json=body,
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "same-order"},
+            )
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(post, range(50)))
+    assert [r.status_code for r in responses] == [200] * 50
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 49
+    assert sandbox.stats()["create_accepted"] == 1
+    [video_id] = {r.json()["id"] for r in responses}
+    wait_for(lambda: finished(two.url, key, [video_id]), timeout=60)
+    team = run_store(tmp_path, lambda s: s.team_by_name("team-idem"))
+    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
+    assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
+    assert run_store(tmp_path, lambda s: s.audit()) == []

@@ -1,0 +1,88 @@
+"""The contract of money at the edges, on every adapter (issue #13): an unknown outcome keeps its
+reservation until resolved exactly once (charge or refund, the ledger naming who and why), an
+upstream id that turns up is evidence, Idempotency-Keys bind once and expire, and a revoked key
+is never admitted."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from gateway.domain.budgets import scopes_for
+from gateway.store.base import ApiKey, IdempotencyKeyTaken, IdempotencyRecord, KeyRevoked, Store
+
+from .test_money_contract import PRICE, T, admit, plan
+
+DAY = 86400.0
+
+
+async def unknown_job(store: Store, key: ApiKey) -> str:
+    job = (await admit(store, key)).job
+    marked = await store.update_job_if_status(
+        job.id, statuses=("submitting",), changes={"status": "submit_unknown"}
+    )
+    assert marked is not None and marked.money_state == "reserved"
+    return job.id
+
+
+@pytest.mark.parametrize(("charge", "spent"), [(True, PRICE), (False, 0)])
+async def test_an_unknown_outcome_is_resolved_once_with_who_and_why(
+    store: Store, key: ApiKey, charge: bool, spent: int
+) -> None:
+    job_id = await unknown_job(store, key)
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(0, PRICE)}
+    done = await store.resolve_unknown(job_id, charge=charge, actor="ana", reason="seen", now=T + 5)
+    assert done is not None
+    assert (done.status, done.error_code) == ("failed", "submit_outcome_unknown")
+    assert done.money_state == ("charged" if charge else "refunded")
+    assert (
+        await store.resolve_unknown(job_id, charge=True, actor="b", reason="x", now=T + 6) is None
+    )
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(spent, 0)}
+    assert await store.audit() == []
+
+
+async def test_an_upstream_id_that_turns_up_is_evidence(store: Store, key: ApiKey) -> None:
+    job_id = await unknown_job(store, key)
+    found = await store.attach_upstream_id(job_id, "cgt-found", T + 3)
+    assert found is not None
+    assert (found.status, found.upstream_id, found.next_check_at) == ("queued", "cgt-found", T + 3)
+    assert found.money_state == "reserved"
+    assert await store.attach_upstream_id(job_id, "cgt-other", T + 4) is None
+    assert await store.resolve_unknown(job_id, charge=False, actor="a", reason="r", now=T) is None
+
+
+async def test_an_idempotency_key_binds_once_and_expires(store: Store, key: ApiKey) -> None:
+    first = plan(key)
+    record = IdempotencyRecord(key.id, "order-1", "f" * 64, first.job.id, T, T + DAY)
+    await store.admit_job(dataclasses.replace(first, idempotency=record))
+    second = plan(key)
+    again = dataclasses.replace(record, job_id=second.job.id)
+    with pytest.raises(IdempotencyKeyTaken) as taken:
+        await store.admit_job(dataclasses.replace(second, idempotency=again))
+    assert taken.value.record.job_id == first.job.id
+    assert await store.get_job(second.job.id) is None  # nothing was created, nothing reserved
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {ln.reserved for ln in lines} == {PRICE}
+    assert (await store.idempotency_record(key.id, "order-1", T + 1)) == record
+    assert await store.idempotency_record(key.id, "order-1", T + DAY) is None
+    # Once expired, the key binds a new request.
+    later = plan(key, now=T + DAY + 1)
+    renewed = IdempotencyRecord(
+        key.id, "order-1", "e" * 64, later.job.id, later.now, later.now + DAY
+    )
+    await store.admit_job(dataclasses.replace(later, idempotency=renewed))
+    assert (await store.idempotency_record(key.id, "order-1", later.now)) == renewed
+    assert await store.expire_idempotency_keys(later.now + DAY, 100) == 1
+    assert await store.idempotency_record(key.id, "order-1", later.now) is None
+
+
+async def test_a_revoked_key_is_never_admitted(store: Store, key: ApiKey) -> None:
+    assert await store.revoke_key(key.id, int(T))
+    with pytest.raises(KeyRevoked):
+        await store.admit_job(plan(key))
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(0, 0)}
