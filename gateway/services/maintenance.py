@@ -29,6 +29,7 @@ class SweepReport:
     orphans_removed: int
     videos_expired: int
     blobs_released: int
+    idempotency_keys_expired: int = 0
 
 
 class Maintenance:
@@ -52,7 +53,8 @@ class Maintenance:
         temporary = await self._blobs.sweep_temporary(self._settings.temp_max_age_seconds)
         expired, released = await self._expire()
         orphans = await self._sweep_orphans()
-        report = SweepReport(temporary, orphans, expired, released)
+        keys = await self._forget_idempotency_keys()
+        report = SweepReport(temporary, orphans, expired, released, keys)
         if temporary or orphans or expired:
             log.info(
                 "sweep",
@@ -61,6 +63,7 @@ class Maintenance:
                     "orphans_removed": orphans,
                     "videos_expired": expired,
                     "blobs_released": released,
+                    "idempotency_keys_expired": keys,
                 },
             )
         return report
@@ -74,6 +77,15 @@ class Maintenance:
             released += await self.remove_released(batch)
             if len(batch) < EXPIRY_BATCH:
                 return expired, released
+
+    async def _forget_idempotency_keys(self) -> int:
+        """Idempotency-Keys past ``requests.idempotency_hours`` bind nothing any more."""
+        forgotten = 0
+        while True:
+            count = await self._store.expire_idempotency_keys(self._clock(), EXPIRY_BATCH)
+            forgotten += count
+            if count < EXPIRY_BATCH:
+                return forgotten
 
     async def remove_released(self, deletions: list[Deletion]) -> int:
         """Delete the blobs that deleted or expired jobs no longer share with any job."""

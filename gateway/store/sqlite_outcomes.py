@@ -14,7 +14,6 @@ from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
 from gateway.store.sqlite_admission import AdmissionQueries, _drop_entry, _reread
 from gateway.store.sqlite_db import JOB_COLUMNS, fetchone, job_from_row
 from gateway.store.sqlite_money import settle
-from gateway.store.sqlite_runner import changed_one
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
 
@@ -48,15 +47,16 @@ class OutcomeQueries(AdmissionQueries):
         return IdempotencyRecord(*row) if row is not None else None
 
     async def expire_idempotency_keys(self, now: float, limit: int) -> int:
-        removed = 0
-        while removed < limit and await self._write(
-            changed_one,
-            "DELETE FROM idempotency_keys WHERE rowid ="
-            " (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT 1)",
-            (now,),
-        ):
-            removed += 1
-        return removed
+        return await self._write(
+            _delete_count,
+            "DELETE FROM idempotency_keys WHERE rowid IN"
+            " (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)",
+            (now, limit),
+        )
+
+
+def _delete_count(connection: sqlite3.Connection, sql: str, parameters: tuple[float, int]) -> int:
+    return int(connection.execute(sql, parameters).rowcount)
 
 
 def _resolve_unknown(
