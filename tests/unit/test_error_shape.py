@@ -52,3 +52,36 @@ def test_param_defaults_to_null_and_code_can_be_overridden():
 def test_retry_after_header():
     response = error_response(errors.RateLimited("slow down", retry_after=2.4))
     assert response.headers["retry-after"] == "2"
+
+
+# Answers a retry cannot change: the SDKs must not repeat them (issue #13).
+NOT_RETRYABLE = {
+    "InvalidRequest",
+    "UnsupportedFeature",
+    "AuthenticationFailed",
+    "NotFound",
+    "Conflict",
+    "IdempotencyKeyReused",
+    "IdempotencyKeyInUse",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "UnsatisfiableRange",
+    "BudgetExceeded",
+    "UpstreamQuotaError",
+    "OutcomeUnknown",
+}
+
+
+@pytest.mark.parametrize("cls", all_error_classes(), ids=lambda c: c.__name__)
+def test_x_should_retry_false_exactly_where_a_retry_cannot_help(cls: type[GatewayError]):
+    response = error_response(cls("x"))
+    if cls.__name__ in NOT_RETRYABLE:
+        assert response.headers["x-should-retry"] == "false"
+    else:
+        assert "x-should-retry" not in response.headers  # the SDK's own rules apply
+
+
+def test_an_unknown_outcome_names_the_video():
+    error = errors.OutcomeUnknown.for_video("video_abc", detail="timed out")
+    assert "video video_abc is unknown (timed out)" in error.message
+    assert error.code == "submit_outcome_unknown"
