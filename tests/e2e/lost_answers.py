@@ -7,14 +7,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from typing import Literal
 
-Mode = Literal["stall", "drop"]
+Mode = Literal["stall", "drop", "answer"]
 
 
 class LostAnswerUpstream:
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, before_answer: Callable[[], None] | None = None) -> None:
+        """``answer``: accept the job with a 200 after calling ``before_answer``."""
         self.mode = mode
+        self._before_answer = before_answer
         self.created: list[bytes] = []  # the body of every job it "created"
         self._release = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -59,6 +62,14 @@ class LostAnswerUpstream:
             self.created.append(body)  # the upstream has the job now
             if self.mode == "stall":
                 self._release.wait(60)  # answers nothing until the test ends
+            elif self.mode == "answer":
+                if self._before_answer is not None:
+                    self._before_answer()
+                payload = b'{"id": "cgt-held", "status": "queued"}'
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(payload), payload)
+                )
             # "drop": close without a byte of answer
 
 

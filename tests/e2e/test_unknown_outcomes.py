@@ -4,6 +4,7 @@ unknown, its price stays reserved, the client is told once not to retry blindly,
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
@@ -136,3 +137,36 @@ def test_the_sdk_does_not_retry_an_unknown_outcome(gateway_factory: Any) -> None
         assert info.value.response.headers["x-should-retry"] == "false"
         assert len(upstream.created) == 1
         assert ADMIN_TOKEN not in info.value.message
+
+
+def test_a_database_lock_held_while_recording_keeps_the_money(
+    gateway_factory: Any, tmp_path: Any
+) -> None:
+    """The upstream accepts; another writer holds the SQLite lock through every retry of the
+    record. The job is never failed or refunded: one 502 with x-should-retry: false, the
+    reservation counted, and after the lock goes the sweep and an operator settle it."""
+    holder = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None, check_same_thread=False)
+    with LostAnswerUpstream("answer", lambda: holder.execute("BEGIN IMMEDIATE")) as upstream:
+        gateway = start(gateway_factory, upstream.url, {})
+        key = gateway.new_key("team-locked")
+        answer = gateway.http.post(
+            "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        )
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert answer.status_code == 502
+        assert answer.headers["x-should-retry"] == "false"
+        assert answer.json()["error"]["code"] == "submit_outcome_unknown"
+        video_id = answer.json()["error"]["message"].split("video ")[1].split(" ")[0]
+        assert len(upstream.created) == 1
+        assert team_lines(gateway, "team-locked") == (0, PRICE)
+        wait_for(lambda: gateway.job(video_id).status == "submit_unknown", timeout=30)
+        assert team_lines(gateway, "team-locked") == (0, PRICE)
+        resolved = gateway.admin(
+            "POST",
+            f"/admin/jobs/{video_id}/resolve",
+            json={"decision": "charge", "reason": "the upstream accepted cgt-held (log)"},
+        )
+        assert resolved.status_code == 200, resolved.text
+        assert team_lines(gateway, "team-locked") == (PRICE, 0)
+        assert gateway.admin("GET", "/admin/audit").json()["problems"] == []
