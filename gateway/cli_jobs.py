@@ -1,6 +1,7 @@
 """The ``gateway jobs`` commands: settle a video whose submit outcome is unknown.
 
-``gateway jobs resolve VIDEO_ID --charge|--refund|--upstream-id ID --reason TEXT`` opens the
+``gateway jobs unknown`` lists them; ``gateway jobs resolve VIDEO_ID --charge|--refund|
+--upstream-id ID --reason TEXT`` opens the
 store directly (no running server needed) and does what ``POST /admin/jobs/{id}/resolve`` does;
 the ledger rows name the actor (``--actor``, default ``cli:$USER``) and the reason.
 """
@@ -22,6 +23,9 @@ def register(sub: Any, run: Runner) -> None:
     jobs = sub.add_parser("jobs", help="settle videos whose outcome is unknown").add_subparsers(
         dest="action", required=True
     )
+    jobs.add_parser(
+        "unknown", help="list videos whose submit outcome is unknown (oldest first)"
+    ).set_defaults(handler=run(_unknown))
     resolve = jobs.add_parser(
         "resolve", help="charge or refund a submit_unknown video, or attach its upstream id"
     )
@@ -57,6 +61,13 @@ async def _resolve(args: argparse.Namespace, settings: Settings, store: Store) -
             }
         )
     )
+    return 0
+
+
+async def _unknown(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    print("id\tteam\tcreated_at\treserved_micros\tmessage")
+    for job in await store.unknown_outcomes(1000):
+        print(f"{job.id}\t{job.team_id}\t{job.created_at}\t{job.cost_micros}\t{job.error_message}")
     return 0
 
 

@@ -397,6 +397,9 @@ class Store(Protocol):
         and ``reason``, fail its followers and drop its cache entry. None when it was not
         ``submit_unknown``."""
 
+    async def unknown_outcomes(self, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs in ``submit_unknown``, oldest first (what operators settle)."""
+
     async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
         """Evidence: the upstream has this job as ``upstream_id``. A ``submitting`` or
         ``submit_unknown`` job becomes ``queued`` and due for a poll at once; None otherwise."""

@@ -62,6 +62,13 @@ class OutcomeQueries(AdmissionQueries):
         assert final is not None  # updated above, in this transaction
         return job_from_row(final)
 
+    async def unknown_outcomes(self, limit: int) -> list[Job]:
+        rows = await self._fetch(
+            SELECT_JOB + " WHERE status = 'submit_unknown' ORDER BY created_at, id LIMIT $1",
+            limit,
+        )
+        return [job_from_row(row) for row in rows]
+
     async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
         row = await self._fetch_one(
             "UPDATE jobs SET upstream_id = $1, status = 'queued', error_code = NULL,"  # noqa: S608

@@ -12,7 +12,7 @@ import sqlite3
 
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
 from gateway.store.sqlite_admission import AdmissionQueries, _drop_entry, _reread
-from gateway.store.sqlite_db import JOB_COLUMNS, fetchone, job_from_row
+from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, fetchone, job_from_row
 from gateway.store.sqlite_money import settle
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
@@ -23,6 +23,13 @@ class OutcomeQueries(AdmissionQueries):
         self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
     ) -> Job | None:
         return await self._write(_resolve_unknown, job_id, charge, actor, reason, now)
+
+    async def unknown_outcomes(self, limit: int) -> list[Job]:
+        rows = await self._fetch(
+            SELECT_JOB + " WHERE status = 'submit_unknown' ORDER BY created_at, id LIMIT ?",
+            (limit,),
+        )
+        return [job_from_row(row) for row in rows]
 
     async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
         row = await self._write(

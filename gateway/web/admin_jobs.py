@@ -1,4 +1,4 @@
-"""The ``/admin/jobs`` API: an operator settles a video whose submit outcome is unknown."""
+"""The ``/admin/jobs`` API: an operator lists and settles videos whose submit outcome is unknown."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from gateway.web.context import context
 from gateway.web.rendering import JSONResponse
 
 FIELDS = ("decision", "reason", "actor", "upstream_id")
+
+
+async def list_unknown(request: Request) -> Response:
+    """``GET /admin/jobs/unknown``: videos whose submit outcome is unknown, oldest first."""
+    require_admin(request)
+    jobs = await context(request).store.unknown_outcomes(1000)
+    return JSONResponse({"object": "list", "data": [render_resolution(job) for job in jobs]})
 
 
 async def resolve_job(request: Request) -> Response:
@@ -61,4 +68,8 @@ def render_resolution(job: Job) -> dict[str, Any]:
         "charged_usd": micros_to_usd_str(job.charged_micros or 0),
         "charged_micros": job.charged_micros or 0,
         "upstream_id": job.upstream_id,
+        "team_id": job.team_id,
+        "created_at": job.created_at,
+        "reserved_micros": job.cost_micros if job.money_state == "reserved" else 0,
+        "message": job.error_message,
     }

@@ -42,6 +42,7 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/budgets", admin_money.delete_budget, methods=["DELETE"]),
     Route("/admin/usage", admin_money.usage, methods=["GET"]),
     Route("/admin/audit", admin_money.audit, methods=["GET"]),
+    Route("/admin/jobs/unknown", admin_jobs.list_unknown, methods=["GET"]),
     Route("/admin/jobs/{video_id}/resolve", admin_jobs.resolve_job, methods=["POST"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),

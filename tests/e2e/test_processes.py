@@ -260,6 +260,14 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, 
         f"{second.url}/v1/videos/{job.id}", headers={"Authorization": f"Bearer {key}"}
     ).json()
     assert shown["status"] == "queued"
+    listed = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config), "jobs", "unknown"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and f"{job.id}\t{team.id}" in listed.stdout
     resolved = subprocess.run(
         [
             sys.executable,

@@ -86,6 +86,8 @@ def test_lost_answer_keeps_the_money_and_says_so_once(
         # Clients see it still queued (the SDK keeps polling); the operator settles it.
         shown = gateway.http.get(f"/v1/videos/{video_id}", headers=auth).json()
         assert (shown["status"], shown["error"]) == ("queued", None)
+        listed = gateway.admin("GET", "/admin/jobs/unknown").json()["data"]
+        assert [(j["id"], j["reserved_micros"]) for j in listed] == [(video_id, PRICE)]
         resolved = gateway.admin(
             "POST",
             f"/admin/jobs/{video_id}/resolve",

@@ -31,6 +31,7 @@ async def test_an_unknown_outcome_is_resolved_once_with_who_and_why(
     store: Store, key: ApiKey, charge: bool, spent: int
 ) -> None:
     job_id = await unknown_job(store, key)
+    assert [job.id for job in await store.unknown_outcomes(10)] == [job_id]
     lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
     assert {(ln.spent, ln.reserved) for ln in lines} == {(0, PRICE)}
     done = await store.resolve_unknown(job_id, charge=charge, actor="ana", reason="seen", now=T + 5)
