@@ -93,6 +93,10 @@ def test_sdk_retry_after_a_dropped_answer_gets_the_same_video(
         client.close()
         assert proxy.connections == 2  # the answer was lost once; the SDK retried
     assert sandbox.stats()["create"] == 1
+    # The SDK numbered its retry (x-stainless-retry-count: 1): counted and logged.
+    metrics = gateway.http.get("/metrics").text
+    assert "gateway_create_retries_total 1.0" in metrics
+    assert 'gateway_idempotency_keys_total{outcome="replayed"} 1.0' in metrics
     listed = gateway.http.get("/v1/videos", headers={"Authorization": f"Bearer {key}"}).json()
     assert [v["id"] for v in listed["data"]] == [video.id]
     wait_for(
