@@ -110,11 +110,14 @@ class JobSettings:
     # Poll back-off: first delay, growing 2.5x per poll, capped at the maximum.
     poll_min_seconds: float = 2.0
     poll_max_seconds: float = 30.0
-    # A job unfinished this long after submission is failed with error.code "timeout".
+    # A job unfinished this long after submission is failed with error.code "timeout"; a job
+    # whose submit outcome is still unknown then is charged.
     deadline_seconds: float = 7200.0
     # How long upstream download links stay valid after the job finishes (AIHubMix: 24 h).
     link_ttl_seconds: float = 86400.0
-    # A job still "submitting" this long (the gateway died mid-submit) is failed and refunded.
+    # A job still "submitting" this long (the gateway died mid-submit) becomes "submit_unknown":
+    # the upstream may have it, so its reservation stays until evidence, an operator or the
+    # deadline (which charges it) settles it.
     submit_grace_seconds: float = 120.0
     # On shutdown, how long in-flight polls and downloads may finish before they are abandoned.
     drain_seconds: float = 20.0
