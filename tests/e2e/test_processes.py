@@ -18,10 +18,10 @@ from openai import OpenAI
 
 from gateway.domain.budgets import ScopeRef
 from gateway.sandbox.state import expected_video_bytes
-from gateway.store.base import BudgetLimit
-from gateway.store.sqlite import SqliteStore
+from gateway.store.base import BudgetLimit, open_store
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.processes import GatewayProcess, start_worker, write_config
+from tests.store.conftest import postgres_database, run_aside  # noqa: F401
 
 PRICE = 565_000
 
@@ -138,11 +138,11 @@ def test_separate_worker_process_runs_the_jobs(tmp_path, sandbox: SandboxHandle,
         assert client.videos.download_content(video.id).content[4:8] == b"ftyp"
 
 
-def run_store(tmp_path: Path, operation: Any) -> Any:
-    """Run ``operation(store)`` against the processes' shared SQLite file."""
+def run_store(tmp_path: Path, operation: Any, url: str | None = None) -> Any:
+    """Run ``operation(store)`` against the processes' shared SQLite file (or ``url``)."""
 
     async def go() -> Any:
-        store = await SqliteStore.open(f"sqlite:///{tmp_path}/gateway.db")
+        store = await open_store(url or f"sqlite:///{tmp_path}/gateway.db")
         try:
             return await operation(store)
         finally:
@@ -213,7 +213,10 @@ def test_two_processes_make_one_job_for_50_identical_requests(tmp_path, sandbox,
     assert run_store(tmp_path, lambda s: s.audit()) == []
 
 
-def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, sandbox, processes):
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_crash_between_send_and_record_keeps_the_money_until_resolved(
+    tmp_path, sandbox, processes, request, dialect
+):
     """kill -9 while the upstream holds the submit: the reservation is never refunded on a
     guess; `gateway jobs resolve --charge` settles it with who and why (issue #13)."""
     sandbox.fault(op="create", kind="latency", delay=30)  # the upstream never answers in time
@@ -223,6 +226,10 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, 
             "[upstream]\n", "[upstream]\ntimeout = 3.0\nconnect_timeout = 0.2\nretries = 1\n"
         )
     )
+    url = None
+    if dialect == "postgresql":
+        url = run_aside(request.getfixturevalue("postgres_database").new_schema())
+        config.write_text(config.read_text().replace(f"sqlite:///{tmp_path}/gateway.db", url))
     first = processes(config)
     key = first.new_key("team-crash")
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -238,9 +245,9 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, 
         first.kill()
         with pytest.raises(httpx.HTTPError):
             pending.result()
-    team = run_store(tmp_path, lambda s: s.team_by_name("team-crash"))
+    team = run_store(tmp_path, lambda s: s.team_by_name("team-crash"), url)
     reserved = run_store(
-        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time())
+        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
     )
     assert {line.reserved for line in reserved} == {565_000}
     second = processes(config)  # its runner finds the interrupted submit after the grace
@@ -248,13 +255,15 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, 
         lambda: [
             j
             for j in run_store(
-                tmp_path, lambda s: s.list_jobs(team.id, after=None, limit=5, order="asc")
+                tmp_path, lambda s: s.list_jobs(team.id, after=None, limit=5, order="asc"), url
             )[0]
             if j.status == "submit_unknown"
         ],
         timeout=30,
     )
-    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
+    lines = run_store(
+        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
+    )
     assert {(line.reserved, line.spent) for line in lines} == {(565_000, 0)}
     shown = httpx.get(
         f"{second.url}/v1/videos/{job.id}", headers={"Authorization": f"Bearer {key}"}
@@ -291,14 +300,19 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(tmp_path, 
     )
     assert resolved.returncode == 0, resolved.stderr
     assert '"money_state": "charged"' in resolved.stdout
-    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
+    lines = run_store(
+        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
+    )
     assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
-    assert run_store(tmp_path, lambda s: s.audit()) == []
+    assert run_store(tmp_path, lambda s: s.audit(), url) == []
     notes = run_store(
         tmp_path,
         lambda s: s._fetch(
-            "SELECT DISTINCT kind, actor, reason FROM ledger WHERE job_id = ?", (job.id,)
+            "SELECT DISTINCT kind, actor, reason FROM ledger WHERE job_id = "
+            + ("?" if url is None else "$1"),
+            *([(job.id,)] if url is None else [job.id]),
         ),
+        url,
     )
     assert sorted(tuple(n) for n in notes) == [
         ("charge", "ops-ana", "upstream shows the job"),

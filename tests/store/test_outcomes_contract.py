@@ -5,7 +5,9 @@ is never admitted."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -87,3 +89,22 @@ async def test_a_revoked_key_is_never_admitted(store: Store, key: ApiKey) -> Non
         await store.admit_job(plan(key))
     lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
     assert {(ln.spent, ln.reserved) for ln in lines} == {(0, 0)}
+
+
+async def test_concurrent_admissions_with_one_key_create_one_job(store: Store, key: ApiKey) -> None:
+    """Twenty at once (PostgreSQL: twenty pooled connections): the primary key lets one in."""
+    plans = [plan(key) for _ in range(20)]
+
+    async def admit_one(candidate: Any) -> str:
+        record = IdempotencyRecord(key.id, "once", "f" * 64, candidate.job.id, T, T + DAY)
+        try:
+            await store.admit_job(dataclasses.replace(candidate, idempotency=record))
+        except IdempotencyKeyTaken as taken:
+            return taken.record.job_id
+        return candidate.job.id
+
+    bound = await asyncio.gather(*(admit_one(candidate) for candidate in plans))
+    assert len(set(bound)) == 1
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {ln.reserved for ln in lines} == {PRICE}
+    assert await store.audit() == []
