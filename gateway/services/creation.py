@@ -10,14 +10,11 @@ the job becomes ``submit_unknown`` and keeps its reservation (never refunded on 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
-
-import orjson
 
 from gateway.domain.budgets import BudgetLine, Window, check, scopes_for, window_end
 from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
@@ -27,12 +24,11 @@ from gateway.errors import (
     AuthenticationFailed,
     BudgetExceeded,
     GatewayError,
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
     OutcomeUnknown,
 )
 from gateway.ids import new_id
 from gateway.services.events import JobEvents
+from gateway.services.idempotency import IDEMPOTENCY_WAIT_SECONDS, fingerprint, replay
 from gateway.services.keys import Principal
 from gateway.settings import CacheSettings, JobSettings
 from gateway.store.base import (
@@ -54,8 +50,6 @@ log = logging.getLogger("gateway.videos")
 CacheDirective = Literal["default", "no-cache", "no-store"]
 # Pauses between attempts to record an accepted upstream job through database errors.
 RECORD_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2, 0.5)
-# How long a request waits for another with the same Idempotency-Key to finish its submit.
-IDEMPOTENCY_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +78,9 @@ class CreateService:
         events: JobEvents | None = None,
         idempotency_seconds: float = 86400.0,
         record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS,
+        idempotency_wait_seconds: float = IDEMPOTENCY_WAIT_SECONDS,
     ) -> None:
+        self._idempotency_wait = idempotency_wait_seconds
         self._events = events or JobEvents()
         self._idempotency_seconds = idempotency_seconds
         self._record_retry_delays = record_retry_delays
@@ -124,7 +120,14 @@ class CreateService:
                 principal.key_id, plan.idempotency.key, plan.now
             )
             if bound is not None:
-                return await self._replay(principal, bound, plan.idempotency)
+                return await replay(
+                    self._store,
+                    self._events,
+                    principal,
+                    bound,
+                    plan.idempotency,
+                    wait_seconds=self._idempotency_wait,
+                )
         try:
             admission = await self._store.admit_job(plan)
         except BudgetExceeded as exc:
@@ -138,7 +141,7 @@ class CreateService:
             raise AuthenticationFailed("This API key has been revoked.") from exc
         except IdempotencyKeyTaken as exc:
             assert plan.idempotency is not None
-            return await self._replay(principal, exc.record, plan.idempotency)
+            return await replay(self._store, self._events, principal, exc.record, plan.idempotency)
         self._events.admitted(admission.job, admission.outcome)
         if not admission.submit_upstream:
             return admission
@@ -300,42 +303,3 @@ class CreateService:
             log.exception("could not mark the outcome unknown", extra={"job_id": job.id})
             marked = None
         self._events.outcome_unknown(marked or job, reason)
-
-    async def _replay(
-        self, principal: Principal, bound: IdempotencyRecord, wanted: IdempotencyRecord
-    ) -> Admission:
-        """The answer for a request whose Idempotency-Key is already bound: the same video
-        (as it is now), once its first request has finished submitting."""
-        if bound.fingerprint != wanted.fingerprint:
-            self._events.idempotency("reused")
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used with a different request body. Use a"
-                " new key for a new request.",
-                param="Idempotency-Key",
-            )
-        waited_until = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
-        pause = 0.02
-        while True:
-            job = await self._store.get_job(bound.job_id, principal.team_id, include_deleted=True)
-            if job is not None and job.status != "submitting":
-                break
-            if time.monotonic() >= waited_until:
-                self._events.idempotency("in_use")
-                raise IdempotencyKeyInUse(
-                    "Another request with this Idempotency-Key is still being processed;"
-                    " retry shortly with the same key.",
-                    param="Idempotency-Key",
-                    retry_after=1.0,
-                )
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.25)
-        self._events.idempotency("replayed")
-        if job.status == "submit_unknown":
-            raise OutcomeUnknown.for_video(job.id)
-        return Admission(job=job, outcome=job.cache_result or "bypass", replayed=True)
-
-
-def fingerprint(request: VideoRequest) -> str:
-    """The hash of a request's canonical form: equal for retries of the same create however
-    the client spelled it (aliases, defaults, form or JSON)."""
-    return hashlib.sha256(orjson.dumps(request.to_json(), option=orjson.OPT_SORT_KEYS)).hexdigest()

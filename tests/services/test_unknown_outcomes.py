@@ -13,7 +13,7 @@ import pytest
 from gateway.domain.budgets import ScopeRef, window_end
 from gateway.domain.pricing import default_price_table
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import BudgetExceeded, OutcomeUnknown
+from gateway.errors import BudgetExceeded, IdempotencyKeyInUse, OutcomeUnknown
 from gateway.sandbox import FaultRule
 from gateway.services.creation import CreateService
 from gateway.settings import CacheSettings
@@ -144,3 +144,31 @@ async def test_idempotency_keys_replay_then_expire_through_the_sweep(world: Worl
     later = await world.creator.create(world.principal, REQUEST, idempotency_key="order-9")
     assert later.job.id != first.job.id and not later.replayed
     assert world.sandbox.counters["create_accepted"] == 2
+
+
+async def test_a_retry_while_the_first_is_still_submitting_is_told_to_come_back(
+    world: World,
+) -> None:
+    world.gate.close()
+    world.sandbox.add_fault(FaultRule(op="create", kind="latency", delay=1.0))
+    first = asyncio.create_task(
+        world.creator.create(world.principal, REQUEST, idempotency_key="slow-1")
+    )
+    await asyncio.wait_for(world.gate.entered.wait(), 5)
+    impatient = CreateService(
+        world.store,
+        world.upstream,
+        default_price_table(),
+        world.settings,
+        CacheSettings(),
+        clock=world.clock,
+        idempotency_wait_seconds=0.05,
+    )
+    with pytest.raises(IdempotencyKeyInUse) as info:
+        await impatient.create(world.principal, REQUEST, idempotency_key="slow-1")
+    assert (info.value.status, info.value.retry_after, info.value.should_retry) == (409, 1.0, False)
+    world.gate.open()
+    created = (await first).job
+    again = await impatient.create(world.principal, REQUEST, idempotency_key="slow-1")
+    assert (again.job.id, again.replayed) == (created.id, True)
+    assert world.sandbox.counters["create_accepted"] == 1
