@@ -57,6 +57,7 @@ KNOWN_CODES = frozenset(
         "storage_error",
         "submit_outcome_unknown",
         "record_failed",
+        "interrupted",
     }
 )
 JOB_STATES = ("queued", "running", "awaiting_download", "outcome_unknown")
