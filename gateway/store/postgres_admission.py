@@ -6,7 +6,10 @@ transaction-scoped advisory lock on the key, so exactly one of many concurrent i
 requests registers as the leader and the others see it. A join holds a share lock on the
 leader's row until it commits: the leader's completion or failure (which updates that row
 first) then waits for it, and so finds every follower. Locks are always taken in the order job
-rows, asset rows, budget counters, cache entries, so these transactions never deadlock.
+rows, asset rows, budget counters, cache entries, so these transactions never deadlock. An
+admission first takes a share lock on the calling key's row (a revocation waits for admissions
+in flight; none is admitted after it commits) and then inserts its Idempotency-Key, whose primary
+key makes a concurrent admission with the same key wait and then find it bound.
 """
 
 from __future__ import annotations
