@@ -272,6 +272,8 @@ async def _upstream_base_url(
             run_seconds=settings.sandbox.run_seconds,
             video_bytes=settings.sandbox.video_bytes,
             link_ttl_seconds=settings.sandbox.link_ttl_seconds,
+            frame_short_side=settings.sandbox.frame_short_side,
+            frame_rate=settings.sandbox.frame_rate,
         ),
         host="127.0.0.1",
         port=settings.sandbox.port,

@@ -251,6 +251,8 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
         run_seconds=settings.sandbox.run_seconds,
         video_bytes=settings.sandbox.video_bytes,
         link_ttl_seconds=settings.sandbox.link_ttl_seconds,
+        frame_short_side=settings.sandbox.frame_short_side,
+        frame_rate=settings.sandbox.frame_rate,
     )
     print(f"sandbox upstream (fake AIHubMix) on http://{args.host}:{args.port}", file=sys.stderr)
     uvicorn.run(create_sandbox_app(config), host=args.host, port=args.port, log_level="warning")

@@ -149,6 +149,9 @@ class SandboxSettings:
     run_seconds: float = 4.0
     video_bytes: int = 256 * 1024
     link_ttl_seconds: float = 86400.0
+    # Rendered videos: the shorter side in pixels and the frame rate (small keeps renders fast).
+    frame_short_side: int = 90
+    frame_rate: int = 24
 
 
 @dataclass(frozen=True)

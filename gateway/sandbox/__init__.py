@@ -6,7 +6,8 @@ from __future__ import annotations
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.config import SandboxConfig
 from gateway.sandbox.faults import FaultRule
-from gateway.sandbox.media import png_bytes_for, video_bytes_for
+from gateway.sandbox.media import video_bytes_for
+from gateway.sandbox.render import RenderSpec, read_counter, render_mp4, still_png
 from gateway.sandbox.server import SandboxServer, serve_sandbox
 from gateway.sandbox.state import (
     Job,
@@ -18,13 +19,16 @@ from gateway.sandbox.state import (
 __all__ = [
     "FaultRule",
     "Job",
+    "RenderSpec",
     "SandboxConfig",
     "SandboxServer",
     "SandboxState",
     "create_sandbox_app",
     "expected_last_frame_bytes",
     "expected_video_bytes",
-    "png_bytes_for",
+    "read_counter",
+    "render_mp4",
     "serve_sandbox",
+    "still_png",
     "video_bytes_for",
 ]

@@ -23,7 +23,8 @@ from gateway.sandbox.config import SandboxConfig
 from gateway.sandbox.control import control_routes
 from gateway.sandbox.documents import STATUS_WORDS, create_document, poll_document
 from gateway.sandbox.faults import FaultRule
-from gateway.sandbox.media import iter_video_chunks, png_bytes_for, stream_chunks
+from gateway.sandbox.media import iter_video_chunks, served_size, stream_chunks
+from gateway.sandbox.render import render_mp4, still_png
 from gateway.sandbox.responses import JSONBody, error_response
 from gateway.sandbox.state import Clock, Job, SandboxState, Sleep
 from gateway.sandbox.validation import RequestRejected, validate_create
@@ -189,7 +190,12 @@ class VideoRoutes:
             return error_response(400, f"the video is not completed yet, current status: {word}")
         if now >= self.state.link_deadline(job):
             return error_response(404, "the video has expired")
-        return _video_response(job, rule)
+        variant = request.query_params.get("variant", "video")
+        if variant in ("thumbnail", "last_frame"):
+            if variant == "last_frame" and not job.params.return_last_frame:
+                return error_response(404, "the task has no last frame")
+            return _still_response(job, variant, rule)
+        return await _video_response(job, rule)
 
     async def file(self, request: Request) -> Response:
         state = self.state
@@ -212,13 +218,10 @@ class VideoRoutes:
         if now >= state.link_deadline(job):
             return error_response(403, "the link has expired")
         if ext == "mp4":
-            return _video_response(job, rule)
+            return await _video_response(job, rule)
         if not job.params.return_last_frame:
             return error_response(404, "file not found")
-        png = png_bytes_for(job.content_seed)
-        if rule is not None and rule.kind == "truncate":
-            return _streamed([png], len(png), "image/png", rule)
-        return Response(png, media_type="image/png")
+        return _still_response(job, "last_frame", rule)
 
     async def delete(self, request: Request) -> Response:
         denied = self._authorize(request)
@@ -234,10 +237,22 @@ class VideoRoutes:
         return JSONBody({"id": job.id, "object": "video.deleted", "deleted": True})
 
 
-def _video_response(job: Job, rule: FaultRule | None) -> Response:
+async def _video_response(job: Job, rule: FaultRule | None) -> Response:
+    """The job's MP4: rendered off the event loop (FFmpeg blocks), cached by render spec."""
+    core = await asyncio.to_thread(render_mp4, job.render)
+    size = served_size(len(core), job.video_bytes)
     return _streamed(
-        iter_video_chunks(job.content_seed, job.video_bytes), job.video_bytes, "video/mp4", rule
+        iter_video_chunks(core, job.content_seed, job.video_bytes), size, "video/mp4", rule
     )
+
+
+def _still_response(job: Job, variant: str, rule: FaultRule | None) -> Response:
+    """The last frame (or, for ``thumbnail``, the first frame) as the exact pixels, PNG."""
+    counter = job.render.last_counter if variant == "last_frame" else job.render.start_frame
+    png = still_png(job.render, counter)
+    if rule is not None and rule.kind == "truncate":
+        return _streamed([png], len(png), "image/png", rule)
+    return Response(png, media_type="image/png")
 
 
 def _streamed(

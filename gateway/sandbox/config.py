@@ -23,7 +23,9 @@ class SandboxConfig:
 
     ``broke_key`` is the Bearer key that always gets the 403 "insufficient balance" answer
     on create (``None`` disables it). ``max_jobs`` bounds memory under long benchmarks (about
-    1 KB a job): past it the oldest job is forgotten (0 = no bound).
+    1 KB a job): past it the oldest job is forgotten (0 = no bound). Every job renders a real
+    H.264 MP4 whose shorter side is ``frame_short_side`` pixels at ``frame_rate`` frames a
+    second; ``video_bytes`` is the least size served (a ``free`` box pads the render).
     """
 
     queue_seconds: float = 1.0
@@ -35,6 +37,8 @@ class SandboxConfig:
     url_field: str = "video_url"
     broke_key: str | None = "sk-broke"
     max_jobs: int = 500_000
+    frame_short_side: int = 90
+    frame_rate: int = 24
 
     def __post_init__(self) -> None:
         if self.poll_shape not in POLL_SHAPES:
@@ -43,6 +47,10 @@ class SandboxConfig:
             raise ValueError(f"url_field must be one of {', '.join(URL_FIELDS)}")
         if not MIN_VIDEO_BYTES <= self.video_bytes <= MAX_VIDEO_BYTES:
             raise ValueError(f"video_bytes must be in [{MIN_VIDEO_BYTES}, {MAX_VIDEO_BYTES}]")
+        if not 16 <= self.frame_short_side <= 1080:
+            raise ValueError("frame_short_side must be in [16, 1080]")
+        if not 1 <= self.frame_rate <= 60:
+            raise ValueError("frame_rate must be in [1, 60]")
         if self.max_jobs < 0:
             raise ValueError("max_jobs must not be negative")
         for name in ("queue_seconds", "run_seconds", "link_ttl_seconds"):

@@ -1,9 +1,10 @@
-"""The bytes the sandbox serves: a deterministic MP4 of any size and a tiny PNG last frame.
+"""The bytes the sandbox serves: a rendered MP4 (``render.py``) followed by one ``free`` box.
 
-An MP4 is an ``ftyp`` box, then one ``mdat`` box filling the rest; every byte at file offset
-``i`` past the header is ``block[i % BLOCK_SIZE]`` where ``block`` is 64 KiB of SHAKE-256 output
-keyed by the content seed. So the file streams as the same few ``bytes`` objects over and over:
-no copy per chunk, no whole file in memory. Pure: no I/O.
+The ``free`` box holds the job's 32-byte content seed (so two unseeded jobs never serve the
+same bytes even when their render is shared) and then filler up to the configured
+``video_bytes``: players skip ``free`` boxes, so a benchmark can ask for a 200 MiB video that
+still plays. Filler byte ``i`` is ``block[i % BLOCK_SIZE]`` of 64 KiB of SHAKE-256 output keyed
+by the content seed, so large files stream as the same few ``bytes`` objects. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import struct
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from functools import lru_cache
 
 BLOCK_SIZE = 64 * 1024
-FTYP = struct.pack(
-    ">I4s4sI4s4s4s4s", 32, b"ftyp", b"isom", 0x200, b"isom", b"iso2", b"avc1", b"mp41"
-)
-HEADER_SIZE = len(FTYP) + 8  # ftyp box + the mdat box header
-PNG_SIDE = 16
+SEED_BYTES = 32
+FREE_HEADER = 8
+MIN_TAIL = FREE_HEADER + SEED_BYTES
 
 
 @lru_cache(maxsize=64)
@@ -28,23 +26,21 @@ def _pattern_block(content_seed: bytes) -> bytes:
     return hashlib.shake_256(b"sandbox-mp4:" + content_seed).digest(BLOCK_SIZE)
 
 
-def _first_block(content_seed: bytes, size: int) -> bytes:
-    """The first BLOCK_SIZE bytes of the file (the header laid over the pattern)."""
-    mdat = struct.pack(">I4s", size - len(FTYP), b"mdat")
-    return FTYP + mdat + _pattern_block(content_seed)[HEADER_SIZE:]
+def served_size(core_size: int, video_bytes: int) -> int:
+    """The file's size: the render plus its ``free`` box, padded up to ``video_bytes``."""
+    return max(video_bytes, core_size + MIN_TAIL)
 
 
-def iter_video_chunks(content_seed: bytes, size: int) -> Iterator[bytes]:
-    """The MP4 of exactly ``size`` bytes for ``content_seed``, in chunks of at most 64 KiB."""
-    if size < HEADER_SIZE:
-        raise ValueError(f"an MP4 needs at least {HEADER_SIZE} bytes")
-    first = _first_block(content_seed, size)
-    if size <= BLOCK_SIZE:
-        yield first[:size]
-        return
-    yield first
+def iter_video_chunks(core: bytes, content_seed: bytes, video_bytes: int) -> Iterator[bytes]:
+    """The served file for a render ``core``, in chunks of at most 64 KiB (after the core)."""
+    size = served_size(len(core), video_bytes)
+    tail = size - len(core)
+    if tail >= 2**32:
+        raise ValueError("the padding must fit one 32-bit box")
+    yield core
+    yield struct.pack(">I4s", tail, b"free") + content_seed[:SEED_BYTES].ljust(SEED_BYTES, b"\0")
     block = _pattern_block(content_seed)
-    full, rest = divmod(size - BLOCK_SIZE, BLOCK_SIZE)
+    full, rest = divmod(tail - MIN_TAIL, BLOCK_SIZE)
     for _ in range(full):
         yield block
     if rest:
@@ -80,25 +76,6 @@ class TruncatedStream(Exception):
     """Raised on purpose inside a response body to cut the connection."""
 
 
-def video_bytes_for(content_seed: bytes, size: int) -> bytes:
-    """The whole MP4 (for tests: what ``/content`` must have served)."""
-    return b"".join(iter_video_chunks(content_seed, size))
-
-
-@lru_cache(maxsize=256)
-def png_bytes_for(content_seed: bytes) -> bytes:
-    """A valid 16x16 RGB PNG whose pixels derive from ``content_seed``."""
-    pixels = hashlib.shake_256(b"sandbox-png:" + content_seed).digest(PNG_SIDE * PNG_SIDE * 3)
-    row = PNG_SIDE * 3
-    raw = b"".join(b"\x00" + pixels[y * row : (y + 1) * row] for y in range(PNG_SIDE))
-    header = struct.pack(">IIBBBBB", PNG_SIDE, PNG_SIDE, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(raw, 9))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def video_bytes_for(core: bytes, content_seed: bytes, video_bytes: int) -> bytes:
+    """The whole served file (for tests: what ``/content`` must have served)."""
+    return b"".join(iter_video_chunks(core, content_seed, video_bytes))

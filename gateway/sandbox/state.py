@@ -15,13 +15,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 from gateway.sandbox.config import SandboxConfig
 from gateway.sandbox.faults import FaultBook, FaultRule
 from gateway.sandbox.links import LinkSigner
-from gateway.sandbox.media import png_bytes_for, video_bytes_for
+from gateway.sandbox.media import video_bytes_for
+from gateway.sandbox.render import RenderSpec, colour_for, frame_size, render_mp4, still_png
 from gateway.sandbox.validation import CreateParams
 
 Clock = Callable[[], float]
@@ -53,6 +55,7 @@ class Job:
     seed: int
     content_seed: bytes
     video_bytes: int
+    render: RenderSpec
     fate: str = "completed"
     error: dict[str, Any] | None = None
     forced: str | None = None
@@ -73,13 +76,13 @@ class Job:
 
 
 def expected_video_bytes(job: Job) -> bytes:
-    """The exact MP4 the sandbox serves for ``job`` (for tests)."""
-    return video_bytes_for(job.content_seed, job.video_bytes)
+    """The exact MP4 the sandbox serves for ``job`` (for tests; renders synchronously)."""
+    return video_bytes_for(render_mp4(job.render), job.content_seed, job.video_bytes)
 
 
 def expected_last_frame_bytes(job: Job) -> bytes:
     """The exact PNG the sandbox serves as ``job``'s last frame (for tests)."""
-    return png_bytes_for(job.content_seed)
+    return still_png(job.render, job.render.last_counter)
 
 
 def mint_job_id(model: str) -> str:
@@ -147,6 +150,7 @@ class SandboxState:
         else:
             seed = int.from_bytes(content_seed[:4], "big")
         job = Job(
+            render=self._render_spec(params, seed),
             id=job_id,
             body=body,
             params=params,
@@ -164,6 +168,39 @@ class SandboxState:
             self.jobs.popitem(last=False)
         self.jobs[job_id] = job
         return job
+
+    def _render_spec(self, params: CreateParams, seed: int) -> RenderSpec:
+        """What the job's video shows: its own colour from frame 0, or, when its first frame is
+        a last frame this sandbox served, the previous video's colour from that frame on."""
+        previous = self._job_behind_frame(params.first_frame_url)
+        width, height = frame_size(params.ratio, self.config.frame_short_side)
+        colour, start = colour_for(params.prompt, seed), 0
+        if previous is not None:
+            colour, start = previous.render.colour, previous.render.last_counter
+        return RenderSpec(
+            width=width,
+            height=height,
+            fps=self.config.frame_rate,
+            seconds=params.duration,
+            colour=colour,
+            start_frame=start,
+            audio=params.generate_audio,
+        )
+
+    def _job_behind_frame(self, url: str | None) -> Job | None:
+        """The job whose signed last-frame link ``url`` is, if it is one of ours."""
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        name = parts.path.rpartition("/files/")[2]
+        token, _, ext = name.rpartition(".")
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        try:
+            job_id, _ = self.links.verify(token, ext, query.get("expires"), query.get("sig"))
+        except ValueError:
+            return None
+        job = self.jobs.get(job_id)
+        return job if job is not None and ext == "png" else None
 
     def force_status(self, job_id: str, status: str, error: dict[str, Any] | None) -> Job:
         """End a job now with ``status`` (failed/cancelled/expired); ``KeyError`` if unknown."""

@@ -56,6 +56,9 @@ class CreateParams:
     duration: int
     seed: int | None
     return_last_frame: bool
+    generate_audio: bool = False
+    prompt: str = ""
+    first_frame_url: str | None = None
 
 
 def validate_create(body: Any) -> CreateParams:
@@ -107,7 +110,19 @@ def validate_create(body: Any) -> CreateParams:
         duration=duration,
         seed=seed,
         return_last_frame=body.get("return_last_frame") is True,
+        generate_audio=body.get("generate_audio") is True,
+        prompt=body["prompt"],
+        first_frame_url=_first_frame_url(body.get("content", [])),
     )
+
+
+def _first_frame_url(content: list[Any]) -> str | None:
+    """The ``first_frame`` image's URL (``content`` is already validated)."""
+    for item in content:
+        if item.get("role") == "first_frame":
+            url = item["image_url"]["url"]
+            return url if isinstance(url, str) else None
+    return None
 
 
 def _is_int(value: Any) -> bool:

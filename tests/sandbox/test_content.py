@@ -1,4 +1,5 @@
-"""The served MP4/PNG bytes are deterministic and sized exactly; links expire and are signed."""
+"""The served MP4/PNG bytes are real, deterministic and sized exactly; links expire and are
+signed; a video whose first frame is a served last frame continues it."""
 
 from __future__ import annotations
 
@@ -12,14 +13,26 @@ import orjson
 import pytest
 
 from gateway.sandbox import (
+    RenderSpec,
     SandboxState,
     expected_last_frame_bytes,
     expected_video_bytes,
-    png_bytes_for,
+    render_mp4,
+    still_png,
     video_bytes_for,
 )
-from gateway.sandbox.media import BLOCK_SIZE, HEADER_SIZE
-from tests.sandbox.support import AUTH, FakeClock, assert_envelope, body, create, poll
+from gateway.sandbox.media import BLOCK_SIZE, MIN_TAIL
+from tests.media import decoded_counters, png_counter, streams_of
+from tests.sandbox.support import (
+    AUTH,
+    FakeClock,
+    assert_envelope,
+    body,
+    create,
+    poll,
+)
+
+SPEC = RenderSpec(width=32, height=18, fps=4, seconds=2, colour=(0x30, 0x70, 0xB0))
 
 
 async def finished(client: httpx.AsyncClient, clock: FakeClock, **overrides: object) -> str:
@@ -40,7 +53,10 @@ async def test_content_is_the_expected_mp4(
     assert len(data) == 200_000
     assert data == expected_video_bytes(state.jobs[video_id])
     assert data[4:12] == b"ftypisom"
-    assert data[32:40] == struct.pack(">I4s", 200_000 - 32, b"mdat")
+    assert data[36:40] == b"moov"  # faststart: playable while it downloads
+    core = render_mp4(state.jobs[video_id].render)
+    assert data[len(core) : len(core) + 8] == struct.pack(">I4s", 200_000 - len(core), b"free")
+    assert decoded_counters(data) == list(range(5 * 24))
 
 
 async def test_same_seed_and_body_give_the_same_bytes(
@@ -62,21 +78,29 @@ async def test_same_seed_and_body_give_the_same_bytes(
     assert state.jobs[d].content_seed == hashlib.sha256(d.encode()).digest()
 
 
-@pytest.mark.parametrize(
-    "size", [HEADER_SIZE + 24, 1000, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 17]
-)
-def test_video_bytes_for_any_size(size: int) -> None:
-    data = video_bytes_for(b"seed", size)
+@pytest.mark.parametrize("extra", [MIN_TAIL, 1000, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 17])
+def test_video_bytes_for_any_size(extra: int) -> None:
+    core = render_mp4(SPEC)
+    size = len(core) + extra
+    data = video_bytes_for(core, b"seed", size)
     assert len(data) == size
     assert data[4:8] == b"ftyp"
-    assert int.from_bytes(data[32:36], "big") == size - 32
-    assert data == video_bytes_for(b"seed", size)
-    assert data != video_bytes_for(b"other", size)
+    assert data[len(core) : len(core) + 8] == struct.pack(">I4s", extra, b"free")
+    assert data == video_bytes_for(core, b"seed", size)
+    assert data != video_bytes_for(core, b"other", size)
+    assert decoded_counters(data) == list(range(8))
+
+
+def test_a_small_size_serves_the_whole_render() -> None:
+    core = render_mp4(SPEC)
+    data = video_bytes_for(core, b"seed", 64)
+    assert len(data) == len(core) + MIN_TAIL
+    assert data.startswith(core)
 
 
 def test_png_is_a_valid_deterministic_image() -> None:
-    png = png_bytes_for(b"seed")
-    assert png == png_bytes_for(b"seed") != png_bytes_for(b"other")
+    png = still_png(SPEC, 3)
+    assert png == still_png(SPEC, 3) != still_png(SPEC, 4)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     offset = 8
     kinds = []
@@ -195,9 +219,71 @@ async def test_video_size_is_fixed_when_the_job_is_created(
     client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
 ) -> None:
     video_id = await finished(client, clock)
-    state.set_config(video_bytes=1000)
+    state.set_config(video_bytes=300_000)
     response = await client.get(f"/v1/videos/{video_id}/content", headers=AUTH)
     assert len(response.content) == 200_000
-    small = await finished(client, clock)
-    response = await client.get(f"/v1/videos/{small}/content", headers=AUTH)
-    assert len(response.content) == 1000
+    larger = await finished(client, clock)
+    response = await client.get(f"/v1/videos/{larger}/content", headers=AUTH)
+    assert len(response.content) == 300_000
+
+
+async def test_video_is_h264_with_the_ratio_and_an_aac_track_when_asked(
+    client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
+) -> None:
+    silent = await finished(client, clock, ratio="9:16", duration=3)
+    loud = await finished(client, clock, generate_audio=True, duration=2)
+    a = streams_of((await client.get(f"/v1/videos/{silent}/content", headers=AUTH)).content)
+    b = streams_of((await client.get(f"/v1/videos/{loud}/content", headers=AUTH)).content)
+    assert (a.video_codec, a.pix_fmt, a.width, a.height, a.audio_codec) == (
+        "h264",
+        "yuv420p",
+        90,
+        160,
+        None,
+    )
+    assert a.seconds == pytest.approx(3, abs=0.05)
+    assert (b.width, b.height, b.audio_codec) == (160, 90, "aac")
+    assert b.seconds == pytest.approx(2, abs=0.1)
+
+
+async def test_a_served_last_frame_as_first_frame_continues_the_video(
+    client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
+) -> None:
+    first = await finished(client, clock, duration=2, return_last_frame=True)
+    frame_url = (await poll(client, first))["last_frame_url"]
+    png = (await client.get(frame_url)).content
+    assert png_counter(png) == 2 * 24 - 1
+    image = {"type": "image_url", "image_url": {"url": frame_url}, "role": "first_frame"}
+    second = await finished(client, clock, duration=2, content=[image], prompt="elsewhere")
+    video = (await client.get(f"/v1/videos/{second}/content", headers=AUTH)).content
+    assert decoded_counters(video) == list(range(47, 47 + 48))
+    assert state.jobs[second].render.colour == state.jobs[first].render.colour
+    foreign = {
+        "type": "image_url",
+        "image_url": {"url": "https://x.test/a.png"},
+        "role": "first_frame",
+    }
+    fresh = await finished(client, clock, duration=2, content=[foreign])
+    assert state.jobs[fresh].render.start_frame == 0
+
+
+async def test_thumbnail_and_last_frame_variants_of_content(
+    client: httpx.AsyncClient, state: SandboxState, clock: FakeClock
+) -> None:
+    plain = await finished(client, clock, duration=2)
+    thumb = await client.get(f"/v1/videos/{plain}/content?variant=thumbnail", headers=AUTH)
+    assert thumb.headers["content-type"] == "image/png"
+    assert png_counter(thumb.content) == 0
+    missing = await client.get(f"/v1/videos/{plain}/content?variant=last_frame", headers=AUTH)
+    assert_envelope(missing, 404, "last frame")
+    framed = await finished(client, clock, duration=2, return_last_frame=True)
+    last = await client.get(f"/v1/videos/{framed}/content?variant=last_frame", headers=AUTH)
+    assert last.content == expected_last_frame_bytes(state.jobs[framed])
+
+
+def test_the_encoder_output_is_deterministic() -> None:
+    spec = RenderSpec(width=64, height=36, fps=8, seconds=2, colour=(0xF0, 0x30, 0x70), audio=True)
+    first = render_mp4(spec)
+    render_mp4.cache_clear()
+    assert render_mp4(spec) == first
+    assert decoded_counters(first) == list(range(16))
