@@ -241,9 +241,21 @@ async def _video_response(job: Job, rule: FaultRule | None) -> Response:
     """The job's MP4: rendered off the event loop (FFmpeg blocks), cached by render spec."""
     core = await asyncio.to_thread(render_mp4, job.render)
     size = served_size(len(core), job.video_bytes)
+    if rule is not None and rule.kind == "cut_file":
+        return Response(_head(core, job, rule.truncate_at), media_type="video/mp4")
     return _streamed(
         iter_video_chunks(core, job.content_seed, job.video_bytes), size, "video/mp4", rule
     )
+
+
+def _head(core: bytes, job: Job, size: int) -> bytes:
+    """The first ``size`` bytes of the job's served file."""
+    head = bytearray()
+    for chunk in iter_video_chunks(core, job.content_seed, job.video_bytes):
+        head += chunk
+        if len(head) >= size:
+            break
+    return bytes(head[:size])
 
 
 def _still_response(job: Job, variant: str, rule: FaultRule | None) -> Response:

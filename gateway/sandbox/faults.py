@@ -12,10 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 OPS: tuple[str, ...] = ("create", "poll", "content", "file", "delete", "any")
-KINDS: tuple[str, ...] = ("latency", "status", "timeout", "truncate", "slow", "fail_job", "reject")
+KINDS: tuple[str, ...] = (
+    "latency",
+    "status",
+    "timeout",
+    "truncate",
+    "cut_file",
+    "slow",
+    "fail_job",
+    "reject",
+)
 # Kinds that only make sense for some operations; the rest apply to every operation.
 KIND_OPS: Mapping[str, frozenset[str]] = {
     "truncate": frozenset({"content", "file"}),
+    "cut_file": frozenset({"content", "file"}),
     "slow": frozenset({"content", "file"}),
     "fail_job": frozenset({"create"}),
     "reject": frozenset({"create"}),
@@ -37,7 +47,8 @@ class FaultRule:
     kinds: ``latency`` (sleep ``delay`` then answer), ``status`` (answer HTTP ``status`` with an
     envelope, ``Retry-After: retry_after`` when set), ``timeout`` (sleep ``delay``, default 30 s,
     then answer), ``truncate`` (content/file: full Content-Length, connection cut after
-    ``truncate_at`` bytes), ``slow`` (content/file: pause ``delay`` seconds, default 0.05,
+    ``truncate_at`` bytes), ``cut_file`` (content/file: only the first ``truncate_at`` bytes,
+    with a matching Content-Length: a truncated file delivered as if whole), ``slow`` (content/file: pause ``delay`` seconds, default 0.05,
     between 64 KiB chunks), ``fail_job`` (create: accept, then the job fails with
     ``error_code``/``error_message``), ``reject`` (create: 400 with ``message``).
     """

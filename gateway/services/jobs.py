@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -24,7 +25,8 @@ from gateway.domain.budgets import settle_amount
 from gateway.domain.pricing import PriceTable, default_price_table, price_of
 from gateway.domain.schedule import next_delay
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import GatewayError, RateLimited
+from gateway.errors import GatewayError, RateLimited, UpstreamError
+from gateway.media.probe import UndecodableMedia, probe_blob
 from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings
@@ -277,6 +279,7 @@ class JobRunner:
                 job = await self._refresh_links(job)  # once; then the /content fallback
             async with self._downloads, self._keeping_lease(job):
                 video = await self._fetch(job, job.upstream_video_url, "video")
+                video = await self._probed(job, video)
                 last_frame = None
                 if job.request.get("return_last_frame"):
                     if job.upstream_last_frame_url:
@@ -315,6 +318,18 @@ class JobRunner:
             )
             content_type = resp.headers.get("content-type", DEFAULT_CONTENT_TYPES[variant])
         return Asset(key=info.key, size=info.size, content_type=content_type.split(";")[0])
+
+    async def _probed(self, job: Job, video: Asset) -> Asset:
+        """The stored video with the probe's figures; a file that does not decode end to end
+        is a failed download (``upstream_bad_media``), fetched again while the link lives."""
+        try:
+            facts = await probe_blob(self._blobs, video.key, video.size)
+        except UndecodableMedia as exc:
+            log.warning("stored video does not decode", extra={"job_id": job.id})
+            raise UpstreamError(
+                f"The upstream's video does not decode: {exc}", code="upstream_bad_media"
+            ) from exc
+        return dataclasses.replace(video, media=facts)
 
     async def _download_failed(self, job: Job, exc: Exception, expires: float) -> None:
         attempts = job.attempts + 1

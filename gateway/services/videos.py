@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from gateway.blobs.base import BlobStore
+from gateway.domain.media import MediaFacts
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.services.jobs import finished_upstream_changes
 from gateway.services.keys import Principal
@@ -122,6 +123,14 @@ class VideoService:
         if after is not None and await self._store.get_job(after, principal.team_id) is None:
             raise NotFound(f"No video found with id '{after}'.", param="after")
         return await self._store.list_jobs(principal.team_id, after=after, limit=limit, order=order)
+
+    async def media_of(self, jobs: Sequence[Job]) -> dict[str, MediaFacts]:
+        """The probed figures of these jobs' stored videos, by job id (one query)."""
+        keys = {job.id: job.video_asset for job in jobs if job.video_asset is not None}
+        if not keys:
+            return {}
+        found = await self._store.asset_media(set(keys.values()))
+        return {job_id: found[key] for job_id, key in keys.items() if key in found}
 
     async def delete(self, principal: Principal, video_id: str) -> None:
         job = await self._visible(principal, video_id)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
+from gateway.domain.media import MediaFacts
 from gateway.errors import register_unavailable
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
@@ -105,6 +106,7 @@ class Asset:
     key: str
     size: int
     content_type: str
+    media: MediaFacts | None = None  # the probe's figures, for videos
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +380,9 @@ class Store(Protocol):
         """The team's money and videos since ``since`` grouped ``by`` model, key or day."""
 
     async def get_asset(self, key: str) -> Asset | None: ...
+
+    async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
+        """The probed figures of those ``keys`` that have them (for the Video object)."""
 
     async def live_followers(self, job_id: str) -> int:
         """How many videos coalesced onto this job still wait for it (not deleted)."""

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gateway.domain.media import MediaFacts
 from gateway.store.base import Asset, Deletion, Job
 from gateway.store.postgres_db import (
     JOB_COLUMNS,
@@ -115,6 +116,14 @@ class RunnerQueries(PostgresDatabase):
         rows = await self._fetch("SELECT key FROM assets WHERE key = ANY($1::text[])", list(keys))
         return {row[0] for row in rows}
 
+    async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
+        rows = await self._fetch(
+            "SELECT key, media_json FROM assets"
+            " WHERE media_json IS NOT NULL AND key = ANY($1::text[])",
+            list(keys),
+        )
+        return {row[0]: MediaFacts.from_json(row[1]) for row in rows}
+
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         due = "expires_at IS NOT NULL AND expires_at <= $1 AND deleted_at IS NULL"
         async with self._transaction() as connection:
@@ -170,6 +179,10 @@ async def release_assets(connection: Connection, keys: Sequence[str | None]) -> 
     return set(gone)
 
 
+def _media_json(asset: Asset) -> str | None:
+    return asset.media.to_json() if asset.media is not None else None
+
+
 async def add_references(connection: Connection, assets: Sequence[Asset], now: int) -> None:
     """One reference more per occurrence of each asset, creating its row when it is new; rows
     are inserted or locked in key order."""
@@ -179,13 +192,16 @@ async def add_references(connection: Connection, assets: Sequence[Asset], now: i
     first = {asset.key: asset for asset in reversed(assets)}
     ordered = sorted(counts)
     await connection.execute(
-        "INSERT INTO assets (key, size, content_type, refs, created_at)"
-        " SELECT key, size, content_type, n, $5 FROM unnest($1::text[], $2::bigint[],"
-        " $3::text[], $4::bigint[]) AS d(key, size, content_type, n) ORDER BY key"
-        " ON CONFLICT (key) DO UPDATE SET refs = assets.refs + excluded.refs",
+        "INSERT INTO assets (key, size, content_type, refs, created_at, media_json)"
+        " SELECT key, size, content_type, n, $5, media_json FROM unnest($1::text[],"
+        " $2::bigint[], $3::text[], $4::bigint[], $6::text[])"
+        " AS d(key, size, content_type, n, media_json) ORDER BY key"
+        " ON CONFLICT (key) DO UPDATE SET refs = assets.refs + excluded.refs,"
+        " media_json = COALESCE(assets.media_json, excluded.media_json)",
         ordered,
         [first[key].size for key in ordered],
         [first[key].content_type for key in ordered],
         [counts[key] for key in ordered],
         now,
+        [_media_json(first[key]) for key in ordered],
     )

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from gateway.domain.media import MediaFacts
 from gateway.store.base import UPDATABLE_JOB_FIELDS, Asset, Deletion, Job
 from gateway.store.sqlite_db import (
     JOB_COLUMNS,
@@ -94,6 +95,9 @@ class RunnerQueries(SqliteDatabase):
     async def known_assets(self, keys: Collection[str]) -> set[str]:
         return await self._read(_known_assets, list(keys))
 
+    async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
+        return await self._read(_asset_media, list(keys))
+
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         return await self._write(_expire_jobs, now, limit)
 
@@ -124,6 +128,24 @@ def _claim_due_jobs(
         (owner, now + lease_seconds, now, now, limit),
     )
     return [job_from_row(row) for row in rows]
+
+
+def _asset_media(connection: sqlite3.Connection, keys: list[str]) -> dict[str, MediaFacts]:
+    found: dict[str, MediaFacts] = {}
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        rows = fetchall(
+            connection,
+            f"SELECT key, media_json FROM assets WHERE media_json IS NOT NULL AND key IN ({marks})",  # noqa: S608
+            chunk,
+        )
+        found.update((row[0], MediaFacts.from_json(row[1])) for row in rows)
+    return found
+
+
+def _media_json(asset: Asset) -> str | None:
+    return asset.media.to_json() if asset.media is not None else None
 
 
 def _known_assets(connection: sqlite3.Connection, keys: list[str]) -> set[str]:
@@ -168,7 +190,8 @@ def release_assets(connection: sqlite3.Connection, keys: Sequence[str | None]) -
 
 def add_reference(connection: sqlite3.Connection, asset: Asset, now: int) -> None:
     connection.execute(
-        "INSERT INTO assets (key, size, content_type, refs, created_at) VALUES (?, ?, ?, 1, ?)"
-        " ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
-        (asset.key, asset.size, asset.content_type, now),
+        "INSERT INTO assets (key, size, content_type, refs, created_at, media_json)"
+        " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (key) DO UPDATE SET refs = refs + 1,"
+        " media_json = COALESCE(assets.media_json, excluded.media_json)",
+        (asset.key, asset.size, asset.content_type, now, _media_json(asset)),
     )

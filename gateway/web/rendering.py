@@ -13,6 +13,7 @@ import orjson
 from starlette.responses import Response
 
 from gateway.domain.catalog import size_for
+from gateway.domain.media import MediaFacts
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError
@@ -41,10 +42,11 @@ def error_response(error: GatewayError, headers: Mapping[str, str] | None = None
     return JSONResponse(error.envelope(), status_code=error.status, headers=out)
 
 
-def render_video(job: Job, base_url: str) -> dict[str, Any]:
+def render_video(job: Job, base_url: str, media: MediaFacts | None = None) -> dict[str, Any]:
     """The OpenAI Video object for ``job`` plus the Seedance extras, every field always present.
 
-    ``base_url`` is the gateway's public address, for ``last_frame_url``.
+    ``base_url`` is the gateway's public address, for ``last_frame_url``; ``media`` is what the
+    probe measured of the stored video (the ``delivered_*`` fields, null until it is stored).
     """
     request = job.request
     error = (
@@ -81,14 +83,30 @@ def render_video(job: Job, base_url: str) -> dict[str, Any]:
             if job.last_frame_asset
             else None
         ),
+        **(media.extension_fields() if media is not None else NO_MEDIA),
     }
 
 
-def render_video_list(jobs: list[Job], has_more: bool, base_url: str) -> dict[str, Any]:
+NO_MEDIA: dict[str, Any] = {
+    "delivered_duration_ms": None,
+    "delivered_width": None,
+    "delivered_height": None,
+    "delivered_codec": None,
+    "delivered_audio": None,
+}
+
+
+def render_video_list(
+    jobs: list[Job],
+    has_more: bool,
+    base_url: str,
+    media: Mapping[str, MediaFacts] | None = None,
+) -> dict[str, Any]:
     """An OpenAI cursor page: ``{object: list, data, first_id, last_id, has_more}``."""
+    media = media or {}
     return {
         "object": "list",
-        "data": [render_video(job, base_url) for job in jobs],
+        "data": [render_video(job, base_url, media.get(job.id)) for job in jobs],
         "first_id": jobs[0].id if jobs else None,
         "last_id": jobs[-1].id if jobs else None,
         "has_more": has_more,

@@ -96,9 +96,12 @@ def cache_directive(cache_control: str | None) -> CacheDirective:
 
 async def retrieve_video(request: Request) -> Response:
     principal = await authenticate(request)
-    job = await context(request).videos.get(principal, request.path_params["video_id"])
+    videos = context(request).videos
+    job = await videos.get(principal, request.path_params["video_id"])
+    media = (await videos.media_of([job])).get(job.id)
     return JSONResponse(
-        render_video(job, public_base_url(request)), headers=_poll_headers(request, job.status)
+        render_video(job, public_base_url(request), media),
+        headers=_poll_headers(request, job.status),
     )
 
 
@@ -129,7 +132,8 @@ async def list_videos(request: Request) -> Response:
         limit=int(raw_limit),
         order=order,  # type: ignore[arg-type]  # checked against Order above
     )
-    return JSONResponse(render_video_list(jobs, has_more, public_base_url(request)))
+    media = await context(request).videos.media_of(jobs)
+    return JSONResponse(render_video_list(jobs, has_more, public_base_url(request), media))
 
 
 async def delete_video(request: Request) -> Response:

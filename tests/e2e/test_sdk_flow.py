@@ -7,6 +7,7 @@ import pytest
 
 from gateway.sandbox.state import expected_video_bytes
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
+from tests.video_files import streams_of
 
 
 def upstream_content(gateway: GatewayHandle, sandbox: SandboxHandle, video_id: str) -> bytes:
@@ -68,6 +69,26 @@ def test_create_and_poll_then_download(gateway: GatewayHandle, sandbox: SandboxH
     content = client.videos.download_content(video.id)
     assert content.content == upstream_content(gateway, sandbox, video.id)
     assert content.content[4:8] == b"ftyp"
+
+
+def test_delivered_figures_come_from_the_probe(gateway: GatewayHandle, sandbox: SandboxHandle):
+    client = gateway.client()
+    video = client.videos.create_and_poll(
+        model=FAST_MODEL,
+        prompt="Waves",
+        seconds="4",  # type: ignore[arg-type]
+        extra_body={"generate_audio": True, "ratio": "1:1"},
+        poll_interval_ms=20,
+    )
+    assert video.status == "completed" and video.seconds == "4"
+    extra = client.videos.retrieve(video.id).model_extra or {}
+    assert (extra["delivered_duration_ms"], extra["delivered_codec"]) == (4000, "h264")
+    assert (extra["delivered_width"], extra["delivered_height"]) == (90, 90)
+    assert extra["delivered_audio"] is True
+    listed = client.videos.list().data[0].model_extra or {}
+    assert listed["delivered_duration_ms"] == 4000
+    streams = streams_of(client.videos.download_content(video.id).content)
+    assert (streams.video_codec, streams.audio_codec) == ("h264", "aac")
 
 
 def test_content_before_completion_names_status(gateway: GatewayHandle, sandbox: SandboxHandle):

@@ -22,7 +22,6 @@ from gateway.sandbox import (
     video_bytes_for,
 )
 from gateway.sandbox.media import BLOCK_SIZE, MIN_TAIL
-from tests.media import decoded_counters, png_counter, streams_of
 from tests.sandbox.support import (
     AUTH,
     FakeClock,
@@ -31,6 +30,7 @@ from tests.sandbox.support import (
     create,
     poll,
 )
+from tests.video_files import decoded_counters, png_counter, streams_of
 
 SPEC = RenderSpec(width=32, height=18, fps=4, seconds=2, colour=(0x30, 0x70, 0xB0))
 

@@ -607,3 +607,30 @@ async def test_stop_abandons_work_still_running_at_the_drain_deadline(
     # Left as it was, its lease to expire so that another runner takes it over.
     assert (job.status, job.lease_owner) == ("downloading", "runner-a")
     assert world.temporary_files() == world.object_files() == []
+
+
+async def test_stored_video_is_probed_and_its_figures_kept(world: World) -> None:
+    job = await world.settle((await world.create(generate_audio=True, ratio="9:16")).id)
+    assert job.status == "completed" and job.video_asset is not None
+    facts = (await world.store.asset_media([job.video_asset]))[job.video_asset]
+    assert (facts.container, facts.video_codec, facts.width, facts.height) == (
+        "mp4",
+        "h264",
+        90,
+        160,
+    )
+    assert (facts.duration_ms, facts.has_audio) == (5000, True)
+
+
+async def test_a_whole_but_undecodable_download_is_retried(world: World) -> None:
+    # The upstream hands over a truncated MP4 with a Content-Length that matches it.
+    world.sandbox.add_fault(FaultRule(op="file", kind="cut_file", truncate_at=9000))
+    job = await world.create()
+    for _ in range(3):
+        job = await world.tick(job.id)
+    assert job.status == "downloading"
+    assert job.video_asset is None and job.attempts == 1
+    job = await world.settle(job.id)
+    assert job.status == "completed"
+    assert world.stored_bytes(job.video_asset) == expected_video_bytes(world.upstream_job(job))
+    assert world.sandbox.counters["file"] == 2

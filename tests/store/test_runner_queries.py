@@ -8,11 +8,13 @@ the database.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from typing import Any
 
 import pytest
 
+from gateway.domain.media import MediaFacts
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Asset, Job, JobStatus, Store, Team
 
@@ -284,6 +286,22 @@ async def test_complete_job_records_assets_and_shared_ones_are_released_last(
     assert await store.known_assets([video.key, frame_a.key, frame_b.key]) == set()
     # Deleting again finds nothing to delete and releases nothing twice.
     assert await store.delete_job(second.id, key.team_id, NOW) is None
+
+
+async def test_probed_figures_are_kept_with_the_asset(
+    target: StoreTarget, store: Store, key: ApiKey
+) -> None:
+    facts = MediaFacts("mp4", "h264", 160, 90, 5000, True, 120)
+    video = dataclasses.replace(asset("probed"), media=facts)
+    unprobed = asset("old-video")
+    first = await completed(store, key, video=video, last_frame=None)
+    await completed(store, key, video=dataclasses.replace(video, media=None), last_frame=None)
+    await completed(store, key, video=unprobed, last_frame=None)
+    assert await target.asset_refs(video.key) == 2
+    found = await store.asset_media([video.key, unprobed.key, "missing"])
+    assert found == {video.key: facts}  # a later reference without figures keeps them
+    assert first.video_asset == video.key
+    assert await store.asset_media([]) == {}
 
 
 async def test_complete_job_without_the_lease_changes_nothing(

@@ -1,0 +1,1 @@
+"""Checks on the media the gateway stores: what a file is (PyAV probe) and whether it plays."""
