@@ -204,6 +204,7 @@ def create_app(
                     clock=clock,
                     events=events,
                     idempotency_seconds=settings.requests.idempotency_hours * 3600,
+                    catalog=catalog,
                 ),
                 videos=VideoService(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock

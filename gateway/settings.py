@@ -90,6 +90,8 @@ class RequestSettings:
     model_aliases: Mapping[str, str] = field(default_factory=dict)
     # How long an Idempotency-Key stays bound to the video it created (at least 24 hours).
     idempotency_hours: float = 24.0
+    # Longest video (seconds) made by chaining segments through last frames (0: no chaining).
+    max_chained_seconds: int = 60
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,11 @@ _SPACE = re.compile(r"\s+")
 
 
 def canonical_request(request: VideoRequest) -> dict[str, Any]:
-    """The output-defining fields as plain JSON values; content keeps the client's order."""
-    return {
+    """The output-defining fields as plain JSON values; content keeps the client's order.
+
+    A storyboard (``segments``) is keyed only when present, so other requests keep their keys.
+    """
+    canonical = {
         "model": request.model,
         "prompt": request.prompt,
         "content": [_canonical_item(item) for item in request.content],
@@ -38,6 +41,9 @@ def canonical_request(request: VideoRequest) -> dict[str, Any]:
         "seed": request.seed,
         "watermark": request.watermark,
     }
+    if request.segments:
+        canonical["segments"] = [segment.to_json() for segment in request.segments]
+    return canonical
 
 
 def cache_key(request: VideoRequest, *, scope: CacheScope, scope_id: str) -> str:

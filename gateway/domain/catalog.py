@@ -21,6 +21,7 @@ SEED_MAX = 2**32 - 1
 DEFAULT_RATIO = "16:9"
 DEFAULT_RESOLUTION = "720p"
 DEFAULT_DURATION = 5
+DEFAULT_MAX_CHAINED_SECONDS = 60
 
 # Output pixel size per resolution (short side) used to render the OpenAI ``size`` (WxH).
 SHORT_SIDE: Mapping[str, int] = {"480p": 480, "720p": 720, "1080p": 1080}
@@ -36,6 +37,7 @@ class ModelSpec:
     max_duration: int = 15
     default_watermark: bool = False
     supports_reference_image: bool = True
+    returns_last_frame: bool = True  # can chain segments through last frames
 
 
 @dataclass(frozen=True, slots=True)

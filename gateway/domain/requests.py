@@ -32,12 +32,21 @@ from gateway.domain.catalog import (
     Catalog,
     ModelSpec,
 )
-from gateway.domain.video_request import ROLE_MEDIA, ContentItem, MediaType, Role, VideoRequest
+from gateway.domain.storyboard import chaining_allowed, parse_storyboard
+from gateway.domain.video_request import (
+    ROLE_MEDIA,
+    ContentItem,
+    MediaType,
+    Role,
+    StoryboardSegment,
+    VideoRequest,
+)
 from gateway.errors import InvalidRequest, UnsupportedFeature
 
 KNOWN_FIELDS: tuple[str, ...] = (
     *("model", "prompt", "content", "ratio", "resolution", "duration", "generate_audio"),
     *("return_last_frame", "seed", "watermark", "seconds", "size", "input_reference"),
+    "segments",
 )
 MEDIA_MAJOR: Mapping[str, str] = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
 MEDIA_LIMITS: Mapping[str, int] = {
@@ -71,11 +80,13 @@ def parse_video_request(
     *,
     reject_unknown_fields: bool = True,
     from_form: bool = False,
+    max_chained_seconds: int = 0,
 ) -> VideoRequest:
     """Validate ``body`` (decoded from JSON, or rebuilt from multipart when ``from_form``).
 
     JSON ``null`` counts as "not given". ``from_form`` also accepts the text that multipart
-    forces on scalars (``"5"``, ``"true"``); no other coercion happens.
+    forces on scalars (``"5"``, ``"true"``); no other coercion happens. Durations past the
+    model's maximum, up to ``max_chained_seconds``, are chained videos (0: none).
     """
     if not isinstance(body, Mapping):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_type")
@@ -84,7 +95,8 @@ def parse_video_request(
     fields = {key: value for key, value in body.items() if value is not None}
     spec = _parse_model(fields, catalog)
     prompt = _parse_prompt(fields)
-    duration = _parse_duration(fields, spec, from_form)
+    storyboard = parse_storyboard(fields.get("segments"), spec, max_chained_seconds)
+    duration = _parse_duration(fields, spec, from_form, max_chained_seconds, storyboard)
     ratio, resolution = _parse_ratio_resolution(fields, spec)
     content = _parse_content(fields.get("content"), spec, reject_unknown_fields)
     reference = _parse_input_reference(fields.get("input_reference"), reject_unknown_fields)
@@ -108,6 +120,7 @@ def parse_video_request(
         return_last_frame=_parse_bool(fields, "return_last_frame", False, from_form),
         watermark=_parse_bool(fields, "watermark", spec.default_watermark, from_form),
         seed=None if seed == -1 else seed,  # -1 is Ark's "random": the same as no seed
+        segments=storyboard,
     )
 
 
@@ -186,17 +199,30 @@ def _parse_bool(fields: Mapping[str, Any], name: str, default: bool, from_form: 
     raise _wrong_type(name, "a boolean (true or false)")
 
 
-def _parse_duration(fields: Mapping[str, Any], spec: ModelSpec, from_form: bool) -> int:
+def _parse_duration(
+    fields: Mapping[str, Any],
+    spec: ModelSpec,
+    from_form: bool,
+    max_chained_seconds: int,
+    storyboard: tuple[StoryboardSegment, ...],
+) -> int:
     duration = _parse_int(fields.get("duration"), "duration", from_form)
     seconds = _parse_int(fields.get("seconds"), "seconds", allow_text=True)  # OpenAI: a string
     if duration is not None and seconds is not None and duration != seconds:
         message = f"seconds ({seconds}) and duration ({duration}) disagree; send only one."
         raise _invalid("seconds", message, "conflicting_parameters")
     param, value = ("duration", duration) if duration is not None else ("seconds", seconds)
+    total = sum(segment.duration for segment in storyboard)
     if value is None:
-        return max(spec.min_duration, min(spec.max_duration, DEFAULT_DURATION))
-    if not spec.min_duration <= value <= spec.max_duration:
+        return total or max(spec.min_duration, min(spec.max_duration, DEFAULT_DURATION))
+    if storyboard and value != total:
+        message = f"The segments last {total} seconds but {param} is {value}; they must agree."
+        raise _invalid("segments", message, "conflicting_parameters")
+    longest = max_chained_seconds if chaining_allowed(spec, max_chained_seconds) else 0
+    if not spec.min_duration <= value <= max(spec.max_duration, longest):
         bounds = f"between {spec.min_duration} and {spec.max_duration} seconds for {spec.id}"
+        if longest:
+            bounds += f" (up to {longest} seconds as a video chained through last frames)"
         raise _invalid(param, f"{param} must be {bounds}; got {value}.")
     return value
 

@@ -35,6 +35,17 @@ class ContentItem:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryboardSegment:
+    """One client-planned segment of a chained video (the ``segments`` extension)."""
+
+    prompt: str
+    duration: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "duration": self.duration}
+
+
+@dataclass(frozen=True, slots=True)
 class VideoRequest:
     """A validated request with every default filled and every OpenAI alias resolved."""
 
@@ -48,6 +59,7 @@ class VideoRequest:
     return_last_frame: bool = False
     watermark: bool = False
     seed: int | None = None
+    segments: tuple[StoryboardSegment, ...] = ()  # a storyboard; empty: planned by the gateway
 
     @property
     def has_reference_video(self) -> bool:
@@ -68,6 +80,8 @@ class VideoRequest:
         }
         if self.seed is not None:
             body["seed"] = self.seed
+        if self.segments:  # only then: the canonical form of other requests is unchanged
+            body["segments"] = [segment.to_json() for segment in self.segments]
         return body
 
     @classmethod
@@ -87,4 +101,8 @@ class VideoRequest:
             return_last_frame=bool(data["return_last_frame"]),
             watermark=bool(data["watermark"]),
             seed=data.get("seed"),
+            segments=tuple(
+                StoryboardSegment(prompt=item["prompt"], duration=int(item["duration"]))
+                for item in data.get("segments", ())
+            ),
         )

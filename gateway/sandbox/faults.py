@@ -42,7 +42,8 @@ DEFAULT_MESSAGES: Mapping[int, str] = {
 
 @dataclass(frozen=True)
 class FaultRule:
-    """One fault. ``times`` is how many matching requests it hits (0 = every one, forever).
+    """One fault. ``times`` is how many matching requests it hits (0 = every one, forever),
+    after letting ``after`` matching requests through untouched.
 
     kinds: ``latency`` (sleep ``delay`` then answer), ``status`` (answer HTTP ``status`` with an
     envelope, ``Retry-After: retry_after`` when set), ``timeout`` (sleep ``delay``, default 30 s,
@@ -63,6 +64,7 @@ class FaultRule:
     error_message: str = "The service encountered an unexpected internal error."
     message: str | None = None
     times: int = 1
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -75,6 +77,8 @@ class FaultRule:
             raise ValueError("status must be an HTTP error status (400-599)")
         if self.times < 0 or self.truncate_at < 0 or (self.delay is not None and self.delay < 0):
             raise ValueError("times, truncate_at and delay must not be negative")
+        if self.after < 0:
+            raise ValueError("after must not be negative")
 
     @classmethod
     def from_json(cls, data: Any) -> FaultRule:
@@ -111,7 +115,7 @@ class FaultRule:
 def _type_ok(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return False
-    if name in ("status", "truncate_at", "times"):
+    if name in ("status", "truncate_at", "times", "after"):
         return isinstance(value, int)
     if name == "retry_after":
         return value is None or isinstance(value, int)
@@ -126,6 +130,7 @@ def _type_ok(name: str, value: Any) -> bool:
 class _Entry:
     rule: FaultRule
     remaining: int  # 0 = unlimited
+    skip: int = 0  # matching requests still to let through
 
 
 class FaultBook:
@@ -141,7 +146,7 @@ class FaultBook:
         return len(self._entries)
 
     def add(self, rule: FaultRule) -> None:
-        self._entries.append(_Entry(rule, rule.times))
+        self._entries.append(_Entry(rule, rule.times, rule.after))
 
     def clear(self) -> None:
         self._entries.clear()
@@ -153,6 +158,9 @@ class FaultBook:
         """The rule this ``op`` request meets, if any, counting one use of it."""
         for index, entry in enumerate(self._entries):
             if entry.rule.applies_to(op):
+                if entry.skip > 0:
+                    entry.skip -= 1
+                    continue
                 if entry.remaining == 1:
                     del self._entries[index]
                 elif entry.remaining > 1:

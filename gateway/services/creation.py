@@ -18,6 +18,8 @@ from typing import Any, Literal, cast
 
 from gateway.domain.budgets import BudgetLine, Window, check, scopes_for, window_end
 from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
+from gateway.domain.catalog import Catalog, default_catalog
+from gateway.domain.chains import chain_price, is_chained, new_chain
 from gateway.domain.pricing import PriceTable, price_of
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import (
@@ -79,7 +81,9 @@ class CreateService:
         idempotency_seconds: float = 86400.0,
         record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS,
         idempotency_wait_seconds: float = IDEMPOTENCY_WAIT_SECONDS,
+        catalog: Catalog | None = None,
     ) -> None:
+        self._catalog = catalog or default_catalog()
         self._idempotency_wait = idempotency_wait_seconds
         self._events = events or JobEvents()
         self._idempotency_seconds = idempotency_seconds
@@ -93,7 +97,22 @@ class CreateService:
         self._clock = clock
 
     def price(self, request: VideoRequest) -> int:
+        """The request's price; a chained video's is the sum of its segments' prices."""
+        max_each = self._max_each(request)
+        if is_chained(request, max_each):
+            return chain_price(request, self._prices, max_each)
         return price_of(request, self._prices)
+
+    def _max_each(self, request: VideoRequest) -> int:
+        spec = self._catalog.models.get(request.model)
+        return spec.max_duration if spec is not None else request.duration
+
+    def _chain_json(self, request: VideoRequest) -> str | None:
+        """The segment plan of a chained request (None for a single upstream job)."""
+        max_each = self._max_each(request)
+        if not is_chained(request, max_each):
+            return None
+        return new_chain(request, self._prices, max_each).to_json()
 
     async def quote(self, principal: Principal, request: VideoRequest) -> Quote:
         lines = await self._store.budget_lines(
@@ -146,6 +165,8 @@ class CreateService:
         if not admission.submit_upstream:
             return admission
         job = admission.job
+        if job.chain_json is not None:
+            return replace(admission, job=await self._hand_chain_to_runner(job))
         try:
             accepted = await self._upstream.submit(job.request, request_id=request_id)
         except GatewayError as exc:
@@ -184,6 +205,7 @@ class CreateService:
             updated_at=int(now),
             price_micros=(price := self.price(request)),
             cost_micros=price,
+            chain_json=self._chain_json(request),
             # Should this process die before the upstream answers, the runner settles it later.
             next_check_at=now + self._jobs.submit_grace_seconds,
         )
@@ -220,6 +242,17 @@ class CreateService:
                 else None
             ),
         )
+
+    async def _hand_chain_to_runner(self, job: Job) -> Job:
+        """A chained video's segments are submitted by the job runner, one after another; it
+        takes the job at once. Should this update be lost, the runner still takes the job when
+        its submit grace ends (nothing was sent upstream)."""
+        now = self._clock()
+        changes: dict[str, Any] = {"status": "queued", "next_check_at": now, "updated_at": int(now)}
+        updated = await self._store.update_job_if_status(
+            job.id, statuses=("submitting",), changes=changes
+        )
+        return updated or replace(job, status="queued")
 
     async def _reject(self, job: Job, code: str, message: str) -> None:
         """The upstream refused the job: it never ran, so its reservation is refunded."""

@@ -27,10 +27,11 @@ from gateway.domain.schedule import next_delay
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.media.probe import UndecodableMedia, probe_blob
+from gateway.services.chains import ChainStep
 from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job, Store
+from gateway.store.base import TERMINAL_STATUSES, UNKNOWN_OUTCOME_CODE, Asset, Job, Store
 from gateway.upstream.client import UpstreamClient, UpstreamNotFound
 from gateway.upstream.job import UpstreamJob
 
@@ -78,6 +79,45 @@ class JobRunner:
         self._polls = asyncio.Semaphore(settings.poll_concurrency)
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         self.maintenance = Maintenance(store, blobs, settings, clock=clock, events=self._events)
+        self._chains = ChainStep(self)
+
+    # -- what the chain step (services/chains.py) uses --------------------------------------
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        return self._upstream
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    @property
+    def settings(self) -> JobSettings:
+        return self._settings
+
+    def now(self) -> float:
+        return self._clock()
+
+    @asynccontextmanager
+    async def download_slot(self, job: Job) -> AsyncIterator[None]:
+        """A download slot, with the job's lease kept alive meanwhile."""
+        async with self._downloads, self._keeping_lease(job):
+            yield
+
+    async def fetch(self, job: Job, url: str | None, variant: str) -> Asset:
+        return await self._fetch(job, url, variant)
+
+    async def probed(self, job: Job, video: Asset) -> Asset:
+        return await self._probed(job, video)
+
+    async def update(self, job: Job, changes: dict[str, Any]) -> Job:
+        return await self._update(job, changes)
+
+    async def fail(self, job: Job, code: str, message: str, *, charge: int = 0) -> None:
+        await self._fail(job, code, message, charge=charge)
+
+    async def complete(self, job: Job, *, video: Asset, last_frame: Asset | None) -> None:
+        await self._complete(job, video=video, last_frame=last_frame)
 
     def _unreachable_after(self) -> float:
         """A job whose polls fail past its deadline (plus a few polls' grace) is given up."""
@@ -144,7 +184,9 @@ class JobRunner:
     async def step(self, job: Job) -> None:
         """Take one leased job one step further; never raises (failures are rescheduled)."""
         try:
-            if job.status == "submitting":
+            if job.chain_json is not None and job.status not in TERMINAL_STATUSES:
+                await self._chains.step(job)  # a video chained from several upstream jobs
+            elif job.status == "submitting":
                 await self._check_submitting(job)
             elif job.status == "submit_unknown":
                 await self._check_unknown(job)
@@ -409,14 +451,21 @@ class JobRunner:
             job, {"attempts": attempts, **(extra or {}), **_release(self._clock() + delay)}
         )
 
-    async def _fail(self, job: Job, code: str, message: str) -> None:
-        """Fail the job, refund its reservation and fail every video joined to it."""
+    async def _fail(self, job: Job, code: str, message: str, *, charge: int = 0) -> None:
+        """Fail the job, refund its reservation (all but ``charge``, what a chained video's
+        finished segments cost) and fail every video joined to it."""
         failed = await self._store.fail_job(
-            job.id, owner=self.owner, code=code, message=message, now=self._clock()
+            job.id,
+            owner=self.owner,
+            code=code,
+            message=message,
+            now=self._clock(),
+            charge=charge or None,
         )
         if failed is None:
             raise LeaseLost()
-        self._events.failed(failed, code, job.cost_micros if job.money_state == "reserved" else 0)
+        reserved = job.cost_micros if job.money_state == "reserved" else 0
+        self._events.failed(failed, code, max(0, reserved - charge))
 
     async def _complete(self, job: Job, *, video: Asset | None, last_frame: Asset | None) -> None:
         now = self._clock()

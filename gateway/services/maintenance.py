@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.blobs.base import BlobStore
+from gateway.domain.chains import Chain
 from gateway.services.events import JobEvents
 from gateway.settings import JobSettings
 from gateway.store.base import Deletion, Store
@@ -92,6 +93,14 @@ class Maintenance:
         keys = [key for deletion in deletions for key in deletion.released]
         return await delete_released(self._store, self._blobs, keys)
 
+    async def _segments_in_use(self) -> set[str]:
+        """Blobs a running chain has stored but not yet joined (no asset row points at them)."""
+        keys: set[str] = set()
+        for text in await self._store.running_chains():
+            for segment in Chain.from_json(text).segments:
+                keys.update(k for k in (segment.video_key, segment.last_frame_key) if k)
+        return keys
+
     async def _sweep_orphans(self) -> int:
         orphans: set[str] = set()
         batch: list[str] = []
@@ -102,6 +111,8 @@ class Maintenance:
                 batch = []
         if batch:
             orphans |= set(batch) - await self._store.known_assets(batch)
+        if orphans:
+            orphans -= await self._segments_in_use()
         confirmed = orphans & self._orphan_candidates
         for key in confirmed:
             await self._blobs.delete(key)

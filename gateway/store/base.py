@@ -97,6 +97,7 @@ class Job:
     cache_key: str | None = None
     cache_result: CacheResult | None = None
     leader_id: str | None = None
+    chain_json: str | None = None  # a chained video's segments (gateway/domain/chains.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,7 @@ UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 # Columns a job update may change (everything but identity and ownership).
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
     {
+        "chain_json",
         "status",
         "progress",
         "upstream_id",
@@ -346,11 +348,13 @@ class Store(Protocol):
         message: str,
         now: float,
         rejected: bool = False,
+        charge: int | None = None,
     ) -> Job | None:
         """In one transaction: mark the job failed (``rejected`` when the upstream refused the
         submit), refund its reservation, fail every video coalesced onto it and drop its cache
         entry. With ``owner``, only while that runner holds the lease; without, only while the
-        job is still ``submitting``. None when neither held."""
+        job is still ``submitting``. None when neither held. ``charge`` (a chained video whose
+        finished segments are paid for) charges that much of the reservation, refunding the rest."""
 
     # Admission, budgets and the ledger
     async def admit_job(self, plan: AdmissionPlan) -> Admission:
@@ -389,6 +393,10 @@ class Store(Protocol):
 
     async def known_assets(self, keys: Collection[str]) -> set[str]:
         """Which of ``keys`` are referenced by an asset row (for the orphan sweep)."""
+
+    async def running_chains(self) -> list[str]:
+        """The ``chain_json`` of every chained video still running: its stored segments are
+        not orphans yet (the orphan sweep keeps them until the join)."""
 
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         """Soft-delete up to ``limit`` jobs whose retention has passed, releasing assets."""

@@ -286,6 +286,7 @@ class AdmissionQueries(MoneyQueries):
         message: str,
         now: float,
         rejected: bool = False,
+        charge: int | None = None,
     ) -> Job | None:
         condition, parameters = (
             (" AND lease_owner = $7", (owner,)) if owner else (" AND status = 'submitting'", ())
@@ -315,7 +316,7 @@ class AdmissionQueries(MoneyQueries):
                 int(now),
                 job.id,
             )
-            await self._settle(connection, job, charge=None, now=now)
+            await self._settle(connection, job, charge=charge or None, now=now)
             if rejected:
                 # Nothing was created upstream and nothing charged: a retry with the same
                 # Idempotency-Key may try again (the SDK retries 5xx answers on its own).

@@ -116,6 +116,13 @@ class RunnerQueries(PostgresDatabase):
         rows = await self._fetch("SELECT key FROM assets WHERE key = ANY($1::text[])", list(keys))
         return {row[0] for row in rows}
 
+    async def running_chains(self) -> list[str]:
+        rows = await self._fetch(
+            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"
+            " AND status NOT IN ('completed', 'failed', 'rejected')"
+        )
+        return [row[0] for row in rows]
+
     async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
         rows = await self._fetch(
             "SELECT key, media_json FROM assets"

@@ -70,8 +70,9 @@ class AdmissionQueries(MoneyQueries):
         message: str,
         now: float,
         rejected: bool = False,
+        charge: int | None = None,
     ) -> Job | None:
-        return await self._write(_fail_job, job_id, owner, code, message, now, rejected)
+        return await self._write(_fail_job, job_id, owner, code, message, now, rejected, charge)
 
 
 # -- run on the writer's thread, inside BEGIN IMMEDIATE ... COMMIT --------------------------
@@ -328,6 +329,7 @@ def _fail_job(
     message: str,
     now: float,
     rejected: bool,
+    charge: int | None = None,
 ) -> Job | None:
     condition, parameters = (
         (" AND lease_owner = ?", (owner,)) if owner else (" AND status = 'submitting'", ())
@@ -350,7 +352,7 @@ def _fail_job(
     if row is None:
         return None
     job = job_from_row(row)
-    settle(connection, job, charge=None, now=now)
+    settle(connection, job, charge=charge or None, now=now)
     if rejected:
         # Nothing was created upstream and nothing charged: a retry with the same
         # Idempotency-Key may try again (the SDK retries 5xx answers on its own).

@@ -95,6 +95,13 @@ class RunnerQueries(SqliteDatabase):
     async def known_assets(self, keys: Collection[str]) -> set[str]:
         return await self._read(_known_assets, list(keys))
 
+    async def running_chains(self) -> list[str]:
+        rows = await self._fetch(
+            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"
+            " AND status NOT IN ('completed', 'failed', 'rejected')"
+        )
+        return [row[0] for row in rows]
+
     async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
         return await self._read(_asset_media, list(keys))
 

@@ -13,6 +13,7 @@ import orjson
 from starlette.responses import Response
 
 from gateway.domain.catalog import size_for
+from gateway.domain.chains import Chain
 from gateway.domain.media import MediaFacts
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.video_request import VideoRequest
@@ -84,6 +85,8 @@ def render_video(job: Job, base_url: str, media: MediaFacts | None = None) -> di
             else None
         ),
         **(media.extension_fields() if media is not None else NO_MEDIA),
+        # A chained video: each segment's plan and status (null for a single upstream job).
+        "segments": Chain.from_json(job.chain_json).public() if job.chain_json else None,
     }
 
 

@@ -30,6 +30,7 @@ async def create_video(request: Request) -> Response:
         ctx.catalog,
         reject_unknown_fields=ctx.settings.requests.reject_unknown_fields,
         from_form=from_form,
+        max_chained_seconds=ctx.settings.requests.max_chained_seconds,
     )
     if _is_dry_run(request.headers.get("x-gateway-dry-run")):
         quote = await ctx.creator.quote(principal, video_request)

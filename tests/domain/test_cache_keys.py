@@ -18,7 +18,7 @@ from gateway.domain.cache_keys import (
 )
 from gateway.domain.catalog import default_catalog
 from gateway.domain.requests import UploadedFile, parse_video_request
-from gateway.domain.video_request import ContentItem, VideoRequest
+from gateway.domain.video_request import ContentItem, StoryboardSegment, VideoRequest
 from gateway.errors import InvalidRequest
 
 V2 = "doubao-seedance-2-0-260128"
@@ -238,13 +238,21 @@ CHANGES: list[tuple[str, str, Any]] = [
     ("seed", "other-seed", 43),
     ("seed", "zero-seed", 0),
     ("seed", "unseeded", None),
+    ("segments", "storyboard", (StoryboardSegment("a", 8), StoryboardSegment("b", 8))),
 ]
 
 
 def test_every_videorequest_field_is_covered_by_a_change():
     fields = {f.name for f in dataclasses.fields(VideoRequest)}
     assert {name for name, _, _ in CHANGES} == fields
-    assert set(canonical_request(BASE)) == fields
+    # A storyboard is keyed only when present: other requests keep the keys they had.
+    assert set(canonical_request(BASE)) == fields - {"segments"}
+    storyboard = dataclasses.replace(BASE, segments=(StoryboardSegment("a", 8),) * 2)
+    assert set(canonical_request(storyboard)) == fields
+    other = dataclasses.replace(
+        BASE, segments=(StoryboardSegment("a", 8), StoryboardSegment("c", 8))
+    )
+    assert key(storyboard) != key(other)
 
 
 @pytest.mark.parametrize(

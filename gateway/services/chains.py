@@ -1,0 +1,277 @@
+"""The job runner's step for chained videos: submit each segment from the previous segment's last
+frame, poll it, store it, and when every segment is stored join them into one MP4.
+
+The chain's state (``gateway/domain/chains.py``) is written with the job under the runner's
+lease before every upstream call, so a crash resumes from the last persisted segment. A segment
+found ``submitting`` after a crash may or may not exist upstream; it is never submitted again
+(that could pay twice): the video fails naming it, finished segments stay charged, the rest of
+the reservation is refunded — the same rule as an interrupted single submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from gateway.blobs.base import BlobError
+from gateway.domain.chains import Chain, Segment, segment_request
+from gateway.domain.schedule import next_delay
+from gateway.domain.video_request import VideoRequest
+from gateway.errors import GatewayError, RateLimited
+from gateway.media.join import NotJoinable, join_segments
+from gateway.media.probe import UndecodableMedia, probe_file
+from gateway.store.base import Asset, Job
+from gateway.upstream.job import UpstreamJob
+
+if TYPE_CHECKING:
+    from gateway.services.jobs import JobRunner
+
+log = logging.getLogger("gateway.chains")
+FILE_CHUNK = 1024 * 1024
+
+
+class ChainStep:
+    """One step of one leased chained job; ``JobRunner.step`` hands chained jobs here."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self._runner = runner
+
+    async def step(self, job: Job) -> None:
+        assert job.chain_json is not None
+        chain = Chain.from_json(job.chain_json)
+        if job.status == "submitting":
+            # The create call never submits a chain: nothing can exist upstream yet.
+            job = await self._save(job, chain, {"status": "queued"})
+        segment = chain.current()
+        if segment is None:
+            await self._join(job, chain)
+        elif segment.status == "pending":
+            await self._submit(job, chain, segment)
+        elif segment.status == "submitting":
+            await self._fail(
+                job,
+                chain,
+                segment,
+                "submit_interrupted",
+                "the gateway stopped while submitting it, so it is not known whether the"
+                " upstream has it; it was not submitted again",
+            )
+        else:
+            await self._poll(job, chain, segment)
+
+    # -- submit -----------------------------------------------------------------------------
+
+    async def _submit(self, job: Job, chain: Chain, segment: Segment) -> None:
+        runner = self._runner
+        previous = chain.previous(segment)
+        first_frame = previous.last_frame_url if previous is not None else None
+        if previous is not None and first_frame is None:
+            await self._fail(job, chain, segment, "no_last_frame", "no last frame to start from")
+            return
+        request = VideoRequest.from_json(job.request)
+        body = segment_request(
+            request,
+            segment.index,
+            len(chain.segments),
+            segment.prompt,
+            segment.duration,
+            first_frame,
+        ).to_json()
+        now = runner.now()
+        chain = chain.with_segment(segment.index, status="submitting", submitted_at=now)
+        job = await self._save(job, chain, {})  # persisted before the call: never sent twice
+        try:
+            accepted = await runner.upstream.submit(body)
+        except GatewayError as exc:
+            await self._fail(job, chain, segment, exc.code, f"the upstream refused it: {exc}")
+            return
+        status = "in_progress" if accepted.status == "in_progress" else "queued"
+        chain = chain.with_segment(segment.index, status=status, upstream_id=accepted.id)
+        delay = runner.settings.poll_min_seconds
+        await self._save(
+            job,
+            chain,
+            {"status": "in_progress", "attempts": 0, **_release(runner.now() + delay)},
+        )
+
+    # -- poll and store ---------------------------------------------------------------------
+
+    async def _poll(self, job: Job, chain: Chain, segment: Segment) -> None:
+        runner = self._runner
+        assert segment.upstream_id is not None
+        try:
+            polled = await runner.upstream.poll(segment.upstream_id)
+        except RateLimited as exc:
+            await self._later(job, chain, job.attempts, exc.retry_after)
+            return
+        except GatewayError as exc:
+            log.warning("segment poll failed", extra={"job_id": job.id, "error_code": exc.code})
+            await self._give_up_or_later(job, chain, segment, "upstream_unreachable")
+            return
+        if polled.status == "failed":
+            reason = polled.error_message or f"it ended as {polled.raw_status}"
+            await self._fail(job, chain, segment, polled.error_code or "upstream_failed", reason)
+        elif polled.status == "completed":
+            await self._store_segment(job, chain, segment, polled)
+        else:
+            chain = chain.with_segment(
+                segment.index, status=polled.status, progress=min(polled.progress, 99)
+            )
+            await self._give_up_or_later(job, chain, segment, "timeout")
+
+    async def _give_up_or_later(self, job: Job, chain: Chain, segment: Segment, code: str) -> None:
+        runner = self._runner
+        started = segment.submitted_at or job.created_at
+        if runner.now() - started >= runner.settings.deadline_seconds:
+            await self._fail(job, chain, segment, code, "it did not finish before the deadline")
+        else:
+            await self._later(job, chain, job.attempts + 1, None)
+
+    async def _later(
+        self, job: Job, chain: Chain, attempts: int, retry_after: float | None
+    ) -> None:
+        settings = self._runner.settings
+        delay = next_delay(
+            attempts,
+            minimum=settings.poll_min_seconds,
+            maximum=settings.poll_max_seconds,
+            retry_after=retry_after,
+        )
+        await self._save(
+            job,
+            chain,
+            {
+                "attempts": attempts,
+                "progress": chain.progress(),
+                "refreshed_at": self._runner.now(),
+                **_release(self._runner.now() + delay),
+            },
+        )
+
+    async def _store_segment(
+        self, job: Job, chain: Chain, segment: Segment, polled: UpstreamJob
+    ) -> None:
+        """Copy the finished segment (and its last frame) into storage, then go on."""
+        runner = self._runner
+        as_segment = dataclasses.replace(job, upstream_id=segment.upstream_id)
+        final = segment.index == len(chain.segments) - 1
+        wants_frame = not final or bool(job.request.get("return_last_frame"))
+        try:
+            async with runner.download_slot(job):
+                video = await runner.fetch(as_segment, polled.video_url, "video")
+                video = await runner.probed(as_segment, video)
+                frame = None
+                if wants_frame:
+                    frame = await runner.fetch(as_segment, polled.last_frame_url, "last_frame")
+        except (GatewayError, BlobError) as exc:
+            log.warning("segment download failed", extra={"job_id": job.id, "error": str(exc)})
+            await self._give_up_or_later(job, chain, segment, "upstream_link_expired")
+            return
+        frame_url = polled.last_frame_url
+        if frame_url is None and frame is not None and not final:
+            frame_url = await self._data_url(frame)  # no link to hand on: send the image itself
+        assert video.media is not None
+        chain = chain.with_segment(
+            segment.index,
+            status="stored",
+            progress=100,
+            video_key=video.key,
+            video_size=video.size,
+            duration_ms=video.media.duration_ms,
+            last_frame_url=frame_url,
+            last_frame_key=frame.key if frame else None,
+            last_frame_size=frame.size if frame else 0,
+        )
+        following = chain.current()
+        if following is None:
+            job = await self._save(job, chain, {"status": "downloading", "attempts": 0})
+            await self._join(job, chain)
+        else:
+            job = await self._save(job, chain, {"progress": chain.progress(), "attempts": 0})
+            await self._submit(job, chain, following)
+
+    async def _data_url(self, frame: Asset) -> str:
+        data = b"".join([chunk async for chunk in self._runner.blobs.open_range(frame.key)])
+        return f"data:{frame.content_type};base64,{base64.b64encode(data).decode()}"
+
+    # -- join -------------------------------------------------------------------------------
+
+    async def _join(self, job: Job, chain: Chain) -> None:
+        """Join the stored segments by stream copy, check the result, store it, complete."""
+        runner = self._runner
+        workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="gateway-join-")
+        try:
+            async with runner.download_slot(job):
+                paths = []
+                for segment in chain.segments:
+                    assert segment.video_key is not None
+                    path = os.path.join(workdir, f"segment-{segment.index}.mp4")
+                    await self._write_file(segment.video_key, path)
+                    paths.append(path)
+                output = os.path.join(workdir, "joined.mp4")
+                await asyncio.to_thread(join_segments, paths, output)
+                facts = await asyncio.to_thread(probe_file, output)
+                _check_length(chain, facts.duration_ms, facts.frames)
+                size = await asyncio.to_thread(os.path.getsize, output)
+                info = await runner.blobs.put(_read_file(output), expected_size=size)
+        except (NotJoinable, UndecodableMedia) as exc:
+            await self._fail_whole(job, chain, "segments_not_joinable", str(exc))
+            return
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+        video = Asset(key=info.key, size=info.size, content_type="video/mp4", media=facts)
+        last = chain.segments[-1]
+        frame = None
+        if job.request.get("return_last_frame") and last.last_frame_key is not None:
+            frame = Asset(
+                key=last.last_frame_key, size=last.last_frame_size, content_type="image/png"
+            )
+        job = await self._save(job, chain, {"delivered_seconds": chain.total_seconds})
+        await runner.complete(job, video=video, last_frame=frame)
+
+    async def _write_file(self, key: str, path: str) -> None:
+        with open(path, "wb") as file:  # noqa: ASYNC230 - small local writes, chunk by chunk
+            async for chunk in self._runner.blobs.open_range(key):
+                await asyncio.to_thread(file.write, chunk)
+
+    # -- state ------------------------------------------------------------------------------
+
+    async def _save(self, job: Job, chain: Chain, changes: dict[str, Any]) -> Job:
+        return await self._runner.update(job, {"chain_json": chain.to_json(), **changes})
+
+    async def _fail(self, job: Job, chain: Chain, segment: Segment, code: str, reason: str) -> None:
+        chain = chain.with_segment(segment.index, status="failed", error_code=code)
+        count = len(chain.segments)
+        message = f"Segment {segment.index + 1} of {count} failed: {reason}."
+        await self._fail_whole(job, chain, code, message)
+
+    async def _fail_whole(self, job: Job, chain: Chain, code: str, message: str) -> None:
+        """Fail the video: finished segments stay charged, the rest is refunded."""
+        job = await self._save(job, chain, {})
+        await self._runner.fail(job, code, message, charge=chain.charge_for_stored())
+
+
+def _check_length(chain: Chain, duration_ms: int, frames: int) -> None:
+    """The joined video lasts the sum of its segments, within a frame per boundary."""
+    expected = sum(segment.duration_ms for segment in chain.segments)
+    frame_ms = duration_ms / frames if frames else 1000.0
+    tolerance = frame_ms * len(chain.segments)
+    if abs(duration_ms - expected) > tolerance:
+        raise NotJoinable(f"the joined video lasts {duration_ms} ms, the segments {expected} ms")
+
+
+async def _read_file(path: str) -> AsyncIterator[bytes]:
+    with open(path, "rb") as file:  # noqa: ASYNC230 - a local temporary file
+        while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
+            yield chunk
+
+
+def _release(next_check_at: float | None) -> dict[str, Any]:
+    return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}
