@@ -137,14 +137,18 @@ class Chain:
         """What the finished segments cost: charged even when a later segment fails."""
         return sum(s.price_micros for s in self.segments if s.status == "stored")
 
-    def public(self) -> list[dict[str, Any]]:
-        """The Video object's ``segments`` extension: each segment's plan and status."""
+    def public(self, *, completed: bool = False) -> list[dict[str, Any]]:
+        """The Video object's ``segments`` extension: each segment's plan and status.
+
+        ``completed``: the video is complete (a cache hit or a joined request carries the plan
+        but not the leader's progress), so every segment is too.
+        """
         return [
             {
                 "index": s.index,
                 "duration": s.duration,
-                "status": _PUBLIC_STATUS[s.status],
-                "progress": 100 if s.status == "stored" else s.progress,
+                "status": "completed" if completed else _PUBLIC_STATUS[s.status],
+                "progress": 100 if completed or s.status == "stored" else s.progress,
             }
             for s in self.segments
         ]

@@ -159,22 +159,26 @@ def _encode_tone_second(
 ) -> None:
     """One second of a quiet sine tone whose pitch follows the colour; the phase continues
     across segments (``start_frame``) so a chained video's sound has no jump at a boundary."""
-    pitch = 220 + spec.colour[0]
+    wave = _tone(220 + spec.colour[0])  # a whole number of periods: one second repeats
     offset = spec.start_frame * AUDIO_RATE // spec.fps
     for pos in range(second * AUDIO_RATE, (second + 1) * AUDIO_RATE, AUDIO_FRAME):
         count = min(AUDIO_FRAME, (second + 1) * AUDIO_RATE - pos)
-        samples = struct.pack(
-            f"<{count}f",
-            *(
-                0.2 * math.sin(2 * math.pi * pitch * (offset + pos + i) / AUDIO_RATE)
-                for i in range(count)
-            ),
-        )
+        first = (offset + pos) % AUDIO_RATE
+        samples = (wave + wave)[4 * first : 4 * (first + count)]
         frame = av.AudioFrame(format="flt", layout="mono", samples=count)
         frame.planes[0].update(samples)
         frame.sample_rate = AUDIO_RATE
         frame.pts = pos
         out.mux(audio.encode(frame))
+
+
+@lru_cache(maxsize=64)
+def _tone(pitch: int) -> bytes:
+    """One second of the tone as little-endian float32 samples."""
+    return struct.pack(
+        f"<{AUDIO_RATE}f",
+        *(0.2 * math.sin(2 * math.pi * pitch * i / AUDIO_RATE) for i in range(AUDIO_RATE)),
+    )
 
 
 @lru_cache(maxsize=256)

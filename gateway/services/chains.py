@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.chains")
 FILE_CHUNK = 1024 * 1024
+MAX_JOIN_ATTEMPTS = 5  # storage errors while joining: a few retries, then the video fails
 
 
 class ChainStep:
@@ -223,6 +224,18 @@ class ChainStep:
                 info = await runner.blobs.put(_read_file(output), expected_size=size)
         except (NotJoinable, UndecodableMedia) as exc:
             await self._fail_whole(job, chain, "segments_not_joinable", str(exc))
+            return
+        except BlobError as exc:
+            log.warning("joining failed on storage", extra={"job_id": job.id, "error": str(exc)})
+            if job.attempts + 1 >= MAX_JOIN_ATTEMPTS:
+                await self._fail_whole(
+                    job,
+                    chain,
+                    "storage_error",
+                    "The segments could not be read or the joined video stored.",
+                )
+            else:
+                await self._later(job, chain, job.attempts + 1, None)
             return
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)

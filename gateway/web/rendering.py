@@ -86,7 +86,11 @@ def render_video(job: Job, base_url: str, media: MediaFacts | None = None) -> di
         ),
         **(media.extension_fields() if media is not None else NO_MEDIA),
         # A chained video: each segment's plan and status (null for a single upstream job).
-        "segments": Chain.from_json(job.chain_json).public() if job.chain_json else None,
+        "segments": (
+            Chain.from_json(job.chain_json).public(completed=job.status == "completed")
+            if job.chain_json
+            else None
+        ),
     }
 
 
