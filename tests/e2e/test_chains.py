@@ -208,3 +208,36 @@ def test_chained_requests_are_validated(
     if fragment:
         assert fragment in error["message"]
     assert sandbox.stats()["create"] == 0
+
+
+def test_identical_seeded_chains_dedupe_as_one_request(
+    gateway: GatewayHandle, sandbox: SandboxHandle
+) -> None:
+    client = gateway.client()
+    body: dict[str, Any] = {"resolution": "480p", "seed": 5}
+    first = client.videos.create(model=FAST_MODEL, prompt="Twice", seconds="20", extra_body=body)  # type: ignore[arg-type]
+    again = client.videos.with_raw_response.create(
+        model=FAST_MODEL,
+        prompt="Twice",
+        seconds="20",  # type: ignore[arg-type]
+        extra_body=body,
+    )
+    assert again.headers["x-gateway-cache"] in ("coalesced", "hit")
+    second = again.parse()
+    for video in (first, second):
+        done = client.videos.poll(video.id, poll_interval_ms=20)
+        assert done.status == "completed", done.error
+        assert [s["status"] for s in (done.model_extra or {})["segments"]] == ["completed"] * 2
+    assert sandbox.stats()["create_accepted"] == 2  # one chain of two segments, not two chains
+    assert (
+        client.videos.download_content(first.id).content
+        == client.videos.download_content(second.id).content
+    )
+    later = client.videos.with_raw_response.create(
+        model=FAST_MODEL,
+        prompt="Twice",
+        seconds="20",  # type: ignore[arg-type]
+        extra_body=body,
+    )
+    assert later.headers["x-gateway-cache"] == "hit"
+    assert sandbox.stats()["create_accepted"] == 2
