@@ -30,6 +30,14 @@ def decoded_counters(mp4: bytes) -> list[int]:
         ]
 
 
+def audio_seconds(mp4: bytes) -> float:
+    """How long the audio track lasts, decoding every audio frame (raises if it cannot)."""
+    with av.open(io.BytesIO(mp4)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return samples / stream.codec_context.sample_rate
+
+
 def png_counter(png: bytes) -> int:
     with av.open(io.BytesIO(png)) as container:
         frame = next(container.decode(video=0))

@@ -13,9 +13,9 @@ from typing import Any
 import openai
 import pytest
 
-from gateway.sandbox.state import SandboxState
+from gateway.sandbox.state import SandboxState, expected_last_frame_bytes
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
-from tests.video_files import decoded_counters, streams_of
+from tests.video_files import audio_seconds, decoded_counters, streams_of
 
 FPS = 8  # few frames keep rendering and decoding quick; one frame = 125 ms
 
@@ -84,25 +84,28 @@ def test_45_seconds_are_three_chained_segments_in_one_mp4(
     assert gateway.admin("GET", "/admin/audit").json() == {"clean": True, "problems": []}
 
 
-def test_chained_video_with_audio(gateway: GatewayHandle, sandbox: SandboxHandle) -> None:
+def test_45_seconds_with_audio(gateway: GatewayHandle, sandbox: SandboxHandle) -> None:
     client = gateway.client()
     video = client.videos.create_and_poll(
         model=FAST_MODEL,
         prompt="Rain on a tin roof",
-        seconds="20",  # type: ignore[arg-type]
-        extra_body={"generate_audio": True, "resolution": "480p", "return_last_frame": True},
+        seconds="45",  # type: ignore[arg-type]
+        extra_body={"generate_audio": True, "resolution": "720p", "return_last_frame": True},
         poll_interval_ms=20,
     )
     assert video.status == "completed", video.error
-    assert (video.model_extra or {})["cost_usd"] == "1.10"  # 20 x 0.055
-    assert [job.params.duration for job in state_of(sandbox).jobs.values()] == [10, 10]
+    assert (video.model_extra or {})["cost_usd"] == "5.085"
+    jobs = list(state_of(sandbox).jobs.values())
+    assert [job.params.duration for job in jobs] == [15, 15, 15]
+    assert all(job.params.generate_audio for job in jobs)
     content = client.videos.download_content(video.id).content
     streams = streams_of(content)
     assert streams.audio_codec == "aac"
-    assert abs(streams.seconds - 20) <= 2 / FPS
-    assert decoded_counters(content) == chained_counters([10, 10])
+    assert abs(streams.seconds - 45) <= 3 / FPS
+    assert audio_seconds(content) == pytest.approx(45, abs=0.25)  # decodes to the end, in sync
+    assert decoded_counters(content) == chained_counters([15, 15, 15])
     frame = client.videos.download_content(video.id, variant="thumbnail").content
-    assert frame.startswith(b"\x89PNG")
+    assert frame == expected_last_frame_bytes(jobs[2])  # the final segment's last frame
 
 
 def test_storyboard_segments(gateway: GatewayHandle, sandbox: SandboxHandle) -> None:
