@@ -9,6 +9,7 @@ machine is described like the other benchmarks so results compare across machine
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -78,7 +79,8 @@ def report(renders: list[tuple[str, float]], join: tuple[float, float, int]) -> 
     lines = [
         "# Media benchmark (`python -m bench.media`)",
         "",
-        f"Machine: {machine.line()}; commit {machine.commit}.",
+        f"Machine: {machine.line()}; commit {machine.commit}; load average"
+        f" {os.getloadavg()[0]:.1f} (a shared machine: figures grow with load).",
         "",
         "## Sandbox render time per second of video (cold, H.264 ultrafast, 1 thread)",
         "",
