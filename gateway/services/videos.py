@@ -82,7 +82,12 @@ class VideoService:
             leader = await self._store.get_job(job.leader_id, include_deleted=True)
             if leader is not None:
                 leader = await self._refreshed(leader)
-                return replace(job, status=_shown(leader.status), progress=leader.progress)
+                return replace(
+                    job,
+                    status=_shown(leader.status),
+                    progress=leader.progress,
+                    chain_json=leader.chain_json or job.chain_json,  # a chain's segment progress
+                )
             return job
         return await self._refreshed(job)
 
