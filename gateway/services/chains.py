@@ -191,11 +191,15 @@ class ChainStep:
             last_frame_size=frame.size if frame else 0,
         )
         following = chain.current()
+        changes: dict[str, Any] = {"chain_json": chain.to_json(), "attempts": 0}
+        changes |= (
+            {"status": "downloading"} if following is None else {"progress": chain.progress()}
+        )
+        # The segment is charged as it is recorded stored: one transaction, never twice.
+        job = await runner.charge_part(job, segment.price_micros, changes)
         if following is None:
-            job = await self._save(job, chain, {"status": "downloading", "attempts": 0})
             await self._join(job, chain)
         else:
-            job = await self._save(job, chain, {"progress": chain.progress(), "attempts": 0})
             await self._submit(job, chain, following)
 
     async def _data_url(self, frame: Asset) -> str:

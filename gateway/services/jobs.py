@@ -69,9 +69,9 @@ class JobRunner:
     ) -> None:
         self._events = events or JobEvents()
         self._store = store
-        self._upstream = upstream
-        self._blobs = blobs
-        self._settings = settings
+        self.upstream = self._upstream = upstream  # the chain step reads it
+        self.blobs = self._blobs = blobs
+        self.settings = self._settings = settings
         self._prices = prices or default_price_table()
         self._retention_days = retention_days
         self._clock = clock
@@ -82,18 +82,6 @@ class JobRunner:
         self._chains = ChainStep(self)
 
     # -- what the chain step (services/chains.py) uses --------------------------------------
-
-    @property
-    def upstream(self) -> UpstreamClient:
-        return self._upstream
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._blobs
-
-    @property
-    def settings(self) -> JobSettings:
-        return self._settings
 
     def now(self) -> float:
         return self._clock()
@@ -112,6 +100,16 @@ class JobRunner:
 
     async def update(self, job: Job, changes: dict[str, Any]) -> Job:
         return await self._update(job, changes)
+
+    async def charge_part(self, job: Job, amount: int, changes: dict[str, Any]) -> Job:
+        """Apply ``changes`` and charge ``amount`` of the reservation, in one transaction."""
+        changes.setdefault("updated_at", int(self._clock()))
+        updated = await self._store.charge_part(
+            job.id, owner=self.owner, amount=amount, changes=changes, now=self._clock()
+        )
+        if updated is None:
+            raise LeaseLost()
+        return updated
 
     async def fail(self, job: Job, code: str, message: str, *, charge: int = 0) -> None:
         await self._fail(job, code, message, charge=charge)

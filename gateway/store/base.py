@@ -98,6 +98,7 @@ class Job:
     cache_result: CacheResult | None = None
     leader_id: str | None = None
     chain_json: str | None = None  # a chained video's segments (gateway/domain/chains.py)
+    settled_micros: int = 0  # already charged of the reservation (a chain's finished segments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +385,14 @@ class Store(Protocol):
         """The team's money and videos since ``since`` grouped ``by`` model, key or day."""
 
     async def get_asset(self, key: str) -> Asset | None: ...
+
+    async def charge_part(
+        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+    ) -> Job | None:
+        """In one transaction, only while ``owner`` holds the lease: apply ``changes`` and,
+        when the job's money is reserved, charge ``amount`` of it now (a chained video's
+        finished segment); the rest stays reserved until the job settles. None when the lease
+        is lost (nothing changes)."""
 
     async def asset_media(self, keys: Collection[str]) -> dict[str, MediaFacts]:
         """The probed figures of those ``keys`` that have them (for the Video object)."""

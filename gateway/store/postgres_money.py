@@ -9,8 +9,8 @@ transactions never wait for each other's counters in opposite orders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.domain.budgets import (
     ORG_ID,
@@ -25,12 +25,13 @@ from gateway.domain.budgets import (
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, usage_rows
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
+from gateway.store.postgres_db import JOB_COLUMNS, job_assignments, job_from_row
 from gateway.store.postgres_runner import RunnerQueries
 
 if TYPE_CHECKING:
     from gateway.store.postgres_db import Connection
 
-MovementKind = Literal["reserve", "charge", "refund"]
+MovementKind = Literal["reserve", "charge", "refund", "charge_part"]
 USAGE_GROUPS = {"model": "j.model", "key": "j.key_id", "day": "l.day"}
 CounterKey = tuple[str, str, str, str]  # scope, scope_id, window_kind, period
 # The counters named by four parallel arrays ($1..$4: scopes, scope ids, windows, periods).
@@ -185,25 +186,58 @@ class MoneyQueries(RunnerQueries):
         if job.money_state != "reserved" or job.reserved_at is None:
             return None
         scopes = job_scopes(job.key_id, job.team_id)
+        already = job.settled_micros  # charged before, as a chain's segments finished
         kind: MovementKind = "refund" if charge is None else "charge"
-        charged = 0 if charge is None else charge
+        charged = max(already, 0 if charge is None else charge)
         await self._move(
             connection,
             job.id,
             kind,
             scopes,
             job.reserved_at,
-            reserved=-job.cost_micros,
-            spent=charged,
+            reserved=-(job.cost_micros - already),
+            spent=charged - already,
             recorded_at=now,
         )
         await connection.execute(
             "UPDATE jobs SET money_state = $1, charged_micros = $2 WHERE id = $3",
-            "refunded" if charge is None else "charged",
+            "refunded" if charge is None and not already else "charged",
             charged,
             job.id,
         )
         return charged
+
+    async def charge_part(
+        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+    ) -> Job | None:
+        assignments, values = job_assignments(changes, first=4)
+        async with self._transaction() as connection:
+            row = await connection.fetchrow(
+                f"UPDATE jobs SET {assignments + ', ' if assignments else ''}"  # noqa: S608 - whitelisted fields
+                " settled_micros = settled_micros"
+                " + CASE WHEN money_state = 'reserved' THEN $1::bigint ELSE 0 END"
+                f" WHERE id = $2 AND lease_owner = $3 RETURNING {JOB_COLUMNS}",
+                amount,
+                job_id,
+                owner,
+                *values,
+            )
+            if row is None:
+                return None
+            job = job_from_row(row)
+            if job.money_state == "reserved" and job.reserved_at is not None and amount:
+                scopes = job_scopes(job.key_id, job.team_id)
+                await self._move(
+                    connection,
+                    job.id,
+                    "charge_part",
+                    scopes,
+                    job.reserved_at,
+                    reserved=-amount,
+                    spent=amount,
+                    recorded_at=now,
+                )
+            return job
 
     # -- limits and quotes ----------------------------------------------------------------
 

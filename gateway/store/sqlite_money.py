@@ -9,9 +9,9 @@ the class run on the connection's thread, inside the caller's transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.domain.budgets import (
     ORG_ID,
@@ -26,10 +26,10 @@ from gateway.domain.budgets import (
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, usage_rows
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
-from gateway.store.sqlite_db import fetchall, fetchone
-from gateway.store.sqlite_runner import RunnerQueries, changed_one
+from gateway.store.sqlite_db import JOB_COLUMNS, fetchall, fetchone, job_from_row
+from gateway.store.sqlite_runner import RunnerQueries, changed_one, job_assignments
 
-MovementKind = Literal["reserve", "charge", "refund"]
+MovementKind = Literal["reserve", "charge", "refund", "charge_part"]
 USAGE_GROUPS = {"model": "j.model", "key": "j.key_id", "day": "l.day"}
 
 _UPSERT_COUNTER = (
@@ -134,6 +134,11 @@ class MoneyQueries(RunnerQueries):
             stored_objects=int(stored[1]) if stored else 0,
             budgets=budgets,
         )
+
+    async def charge_part(
+        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+    ) -> Job | None:
+        return await self._write(_charge_part, job_id, owner, amount, dict(changes), now)
 
     # -- audit and usage ------------------------------------------------------------------
 
@@ -315,21 +320,56 @@ def settle(
     if job.money_state != "reserved" or job.reserved_at is None:
         return None
     scopes = job_scopes(job.key_id, job.team_id)
-    cost = job.cost_micros
+    already = job.settled_micros  # charged before, as a chain's segments finished
     kind: MovementKind = "refund" if charge is None else "charge"
-    charged = 0 if charge is None else charge
+    charged = max(already, 0 if charge is None else charge)
     _move(
         connection,
         job.id,
         kind,
         scopes,
         job.reserved_at,
-        reserved=-cost,
-        spent=charged,
+        reserved=-(job.cost_micros - already),
+        spent=charged - already,
         recorded_at=now,
     )
+    state = "refunded" if charge is None and not already else "charged"
     connection.execute(
         "UPDATE jobs SET money_state = ?, charged_micros = ? WHERE id = ?",
-        ("refunded" if charge is None else "charged", charged, job.id),
+        (state, charged, job.id),
     )
     return charged
+
+
+def _charge_part(
+    connection: sqlite3.Connection,
+    job_id: str,
+    owner: str,
+    amount: int,
+    changes: dict[str, Any],
+    now: float,
+) -> Job | None:
+    assignments, values = job_assignments(changes)
+    row = fetchone(
+        connection,
+        f"UPDATE jobs SET {assignments + ', ' if assignments else ''}"  # noqa: S608 - whitelisted fields
+        " settled_micros = settled_micros + CASE WHEN money_state = 'reserved' THEN ? ELSE 0 END"
+        f" WHERE id = ? AND lease_owner = ? RETURNING {JOB_COLUMNS}",
+        (*values, amount, job_id, owner),
+    )
+    if row is None:
+        return None
+    job = job_from_row(row)
+    if job.money_state == "reserved" and job.reserved_at is not None and amount:
+        scopes = job_scopes(job.key_id, job.team_id)
+        _move(
+            connection,
+            job.id,
+            "charge_part",
+            scopes,
+            job.reserved_at,
+            reserved=-amount,
+            spent=amount,
+            recorded_at=now,
+        )
+    return job

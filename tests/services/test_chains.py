@@ -26,6 +26,11 @@ def chain_of(job: object) -> Chain:
 async def test_a_chain_runs_segment_after_segment_and_completes(world: World) -> None:
     job = await world.create(duration=30, seed=3)
     assert (job.status, job.upstream_id, job.cost_micros) == ("queued", None, 30 * 113_000)
+    while chain_of(job).segments[0].status != "stored":
+        job = await world.tick(job.id)
+    # Segment 1 is charged as it is stored; segment 2's share stays reserved.
+    assert (job.settled_micros, job.money_state) == (15 * 113_000, "reserved")
+    assert await world.store.audit() == []
     job = await world.settle(job.id)
     assert job.status == "completed", job.error_message
     assert job.charged_micros == 30 * 113_000 and job.delivered_seconds == 30

@@ -454,3 +454,49 @@ async def test_metrics_snapshot(store: Store, key: ApiKey, team: Team) -> None:
         ("team", "acme", "day"): (2_000_000, 2_000_000 - 500_000 - PRICE),
         ("org", "", "total"): (5_000_000, 5_000_000 - 500_000 - PRICE),
     }
+
+
+async def claimed(store: Store, job: Job) -> None:
+    await store.update_job(job.id, {"status": "in_progress", "next_check_at": T})
+    assert await store.claim_due_jobs(owner="runner", now=T, lease_seconds=LEASE, limit=10)
+
+
+async def test_part_charges_move_money_as_segments_finish_and_settle_the_rest(
+    store: Store, key: ApiKey
+) -> None:
+    job = (await admit(store, key)).job  # PRICE reserved, as for a 3-segment chain
+    await claimed(store, job)
+    part = PRICE // 3
+    assert await store.charge_part(job.id, owner="other", amount=part, changes={}, now=T) is None
+    first = await store.charge_part(
+        job.id, owner="runner", amount=part, changes={"progress": 33}, now=T + 1
+    )
+    assert first is not None
+    assert (first.settled_micros, first.progress, first.money_state) == (part, 33, "reserved")
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(part, PRICE - part)}
+    await store.charge_part(job.id, owner="runner", amount=part, changes={}, now=T + 2)
+    assert await store.audit() == []  # mid-chain, the books balance
+
+    failed = await store.fail_job(
+        job.id, owner="runner", code="upstream", message="segment 3", now=T + 3, charge=2 * part
+    )
+    assert failed is not None
+    assert (failed.money_state, failed.charged_micros) == ("charged", 2 * part)
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(2 * part, 0)}
+    assert await store.audit() == []
+
+
+async def test_a_fully_part_charged_job_completes_without_charging_twice(
+    store: Store, key: ApiKey
+) -> None:
+    job = (await admit(store, key)).job
+    await claimed(store, job)
+    await store.charge_part(job.id, owner="runner", amount=PRICE - 1, changes={}, now=T)
+    await store.update_job(job.id, {"lease_owner": None, "locked_until": None})
+    done = await run_to_completion(store, job, charge=PRICE)
+    assert (done.money_state, done.charged_micros) == ("charged", PRICE)
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(PRICE, 0)}
+    assert await store.audit() == []
