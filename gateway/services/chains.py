@@ -85,21 +85,21 @@ class ChainStep:
             segment.duration,
             first_frame,
         ).to_json()
-        now = runner.now()
+        now = runner._clock()
         chain = chain.with_segment(segment.index, status="submitting", submitted_at=now)
         job = await self._save(job, chain, {})  # persisted before the call: never sent twice
         try:
-            accepted = await runner.upstream.submit(body)
+            accepted = await runner._upstream.submit(body)
         except GatewayError as exc:
             await self._fail(job, chain, segment, exc.code, f"the upstream refused it: {exc}")
             return
         status = "in_progress" if accepted.status == "in_progress" else "queued"
         chain = chain.with_segment(segment.index, status=status, upstream_id=accepted.id)
-        delay = runner.settings.poll_min_seconds
+        delay = runner._settings.poll_min_seconds
         await self._save(
             job,
             chain,
-            {"status": "in_progress", "attempts": 0, **_release(runner.now() + delay)},
+            {"status": "in_progress", "attempts": 0, **_release(runner._clock() + delay)},
         )
 
     # -- poll and store ---------------------------------------------------------------------
@@ -108,7 +108,7 @@ class ChainStep:
         runner = self._runner
         assert segment.upstream_id is not None
         try:
-            polled = await runner.upstream.poll(segment.upstream_id)
+            polled = await runner._upstream.poll(segment.upstream_id)
         except RateLimited as exc:
             await self._later(job, chain, job.attempts, exc.retry_after)
             return
@@ -130,7 +130,7 @@ class ChainStep:
     async def _give_up_or_later(self, job: Job, chain: Chain, segment: Segment, code: str) -> None:
         runner = self._runner
         started = segment.submitted_at or job.created_at
-        if runner.now() - started >= runner.settings.deadline_seconds:
+        if runner._clock() - started >= runner._settings.deadline_seconds:
             await self._fail(job, chain, segment, code, "it did not finish before the deadline")
         else:
             await self._later(job, chain, job.attempts + 1, None)
@@ -138,7 +138,7 @@ class ChainStep:
     async def _later(
         self, job: Job, chain: Chain, attempts: int, retry_after: float | None
     ) -> None:
-        settings = self._runner.settings
+        settings = self._runner._settings
         delay = next_delay(
             attempts,
             minimum=settings.poll_min_seconds,
@@ -151,8 +151,8 @@ class ChainStep:
             {
                 "attempts": attempts,
                 "progress": chain.progress(),
-                "refreshed_at": self._runner.now(),
-                **_release(self._runner.now() + delay),
+                "refreshed_at": self._runner._clock(),
+                **_release(self._runner._clock() + delay),
             },
         )
 
@@ -165,12 +165,12 @@ class ChainStep:
         final = segment.index == len(chain.segments) - 1
         wants_frame = not final or bool(job.request.get("return_last_frame"))
         try:
-            async with runner.download_slot(job):
-                video = await runner.fetch(as_segment, polled.video_url, "video")
-                video = await runner.probed(as_segment, video)
+            async with runner._downloads, runner._keeping_lease(job):
+                video = await runner._fetch(as_segment, polled.video_url, "video")
+                video = await runner._probed(as_segment, video)
                 frame = None
                 if wants_frame:
-                    frame = await runner.fetch(as_segment, polled.last_frame_url, "last_frame")
+                    frame = await runner._fetch(as_segment, polled.last_frame_url, "last_frame")
         except (GatewayError, BlobError) as exc:
             log.warning("segment download failed", extra={"job_id": job.id, "error": str(exc)})
             await self._give_up_or_later(job, chain, segment, "upstream_link_expired")
@@ -196,14 +196,14 @@ class ChainStep:
             {"status": "downloading"} if following is None else {"progress": chain.progress()}
         )
         # The segment is charged as it is recorded stored: one transaction, never twice.
-        job = await runner.charge_part(job, segment.price_micros, changes)
+        job = await self._charge_part(job, segment.price_micros, changes)
         if following is None:
             await self._join(job, chain)
         else:
             await self._submit(job, chain, following)
 
     async def _data_url(self, frame: Asset) -> str:
-        data = b"".join([chunk async for chunk in self._runner.blobs.open_range(frame.key)])
+        data = b"".join([chunk async for chunk in self._runner._blobs.open_range(frame.key)])
         return f"data:{frame.content_type};base64,{base64.b64encode(data).decode()}"
 
     # -- join -------------------------------------------------------------------------------
@@ -213,7 +213,7 @@ class ChainStep:
         runner = self._runner
         workdir = await asyncio.to_thread(tempfile.mkdtemp, prefix="gateway-join-")
         try:
-            async with runner.download_slot(job):
+            async with runner._downloads, runner._keeping_lease(job):
                 paths = []
                 for segment in chain.segments:
                     assert segment.video_key is not None
@@ -225,7 +225,7 @@ class ChainStep:
                 facts = await asyncio.to_thread(probe_file, output)
                 _check_length(chain, facts.duration_ms, facts.frames)
                 size = await asyncio.to_thread(os.path.getsize, output)
-                info = await runner.blobs.put(_read_file(output), expected_size=size)
+                info = await runner._blobs.put(_read_file(output), expected_size=size)
         except (NotJoinable, UndecodableMedia) as exc:
             await self._fail_whole(job, chain, "segments_not_joinable", str(exc))
             return
@@ -251,17 +251,34 @@ class ChainStep:
                 key=last.last_frame_key, size=last.last_frame_size, content_type="image/png"
             )
         job = await self._save(job, chain, {"delivered_seconds": chain.total_seconds})
-        await runner.complete(job, video=video, last_frame=frame)
+        await runner._complete(job, video=video, last_frame=frame)
 
     async def _write_file(self, key: str, path: str) -> None:
         with open(path, "wb") as file:  # noqa: ASYNC230 - small local writes, chunk by chunk
-            async for chunk in self._runner.blobs.open_range(key):
+            async for chunk in self._runner._blobs.open_range(key):
                 await asyncio.to_thread(file.write, chunk)
 
     # -- state ------------------------------------------------------------------------------
 
+    async def _charge_part(self, job: Job, amount: int, changes: dict[str, Any]) -> Job:
+        """Apply ``changes`` and charge ``amount`` of the reservation, in one transaction."""
+        runner = self._runner
+        now = runner._clock()
+        updated = await runner._store.charge_part(
+            job.id,
+            owner=runner.owner,
+            amount=amount,
+            changes=changes | {"updated_at": int(now)},
+            now=now,
+        )
+        if updated is None:
+            from gateway.services.jobs import LeaseLost  # jobs.py imports this module
+
+            raise LeaseLost()
+        return updated
+
     async def _save(self, job: Job, chain: Chain, changes: dict[str, Any]) -> Job:
-        return await self._runner.update(job, {"chain_json": chain.to_json(), **changes})
+        return await self._runner._update(job, {"chain_json": chain.to_json(), **changes})
 
     async def _fail(self, job: Job, chain: Chain, segment: Segment, code: str, reason: str) -> None:
         chain = chain.with_segment(segment.index, status="failed", error_code=code)
@@ -272,7 +289,7 @@ class ChainStep:
     async def _fail_whole(self, job: Job, chain: Chain, code: str, message: str) -> None:
         """Fail the video: finished segments stay charged, the rest is refunded."""
         job = await self._save(job, chain, {})
-        await self._runner.fail(job, code, message, charge=chain.charge_for_stored())
+        await self._runner._fail(job, code, message, charge=chain.charge_for_stored())
 
 
 def _check_length(chain: Chain, duration_ms: int, frames: int) -> None:

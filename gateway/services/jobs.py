@@ -69,9 +69,9 @@ class JobRunner:
     ) -> None:
         self._events = events or JobEvents()
         self._store = store
-        self.upstream = self._upstream = upstream  # the chain step reads it
-        self.blobs = self._blobs = blobs
-        self.settings = self._settings = settings
+        self._upstream = upstream
+        self._blobs = blobs
+        self._settings = settings
         self._prices = prices or default_price_table()
         self._retention_days = retention_days
         self._clock = clock
@@ -80,42 +80,6 @@ class JobRunner:
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         self.maintenance = Maintenance(store, blobs, settings, clock=clock, events=self._events)
         self._chains = ChainStep(self)
-
-    # -- what the chain step (services/chains.py) uses --------------------------------------
-
-    def now(self) -> float:
-        return self._clock()
-
-    @asynccontextmanager
-    async def download_slot(self, job: Job) -> AsyncIterator[None]:
-        """A download slot, with the job's lease kept alive meanwhile."""
-        async with self._downloads, self._keeping_lease(job):
-            yield
-
-    async def fetch(self, job: Job, url: str | None, variant: str) -> Asset:
-        return await self._fetch(job, url, variant)
-
-    async def probed(self, job: Job, video: Asset) -> Asset:
-        return await self._probed(job, video)
-
-    async def update(self, job: Job, changes: dict[str, Any]) -> Job:
-        return await self._update(job, changes)
-
-    async def charge_part(self, job: Job, amount: int, changes: dict[str, Any]) -> Job:
-        """Apply ``changes`` and charge ``amount`` of the reservation, in one transaction."""
-        changes.setdefault("updated_at", int(self._clock()))
-        updated = await self._store.charge_part(
-            job.id, owner=self.owner, amount=amount, changes=changes, now=self._clock()
-        )
-        if updated is None:
-            raise LeaseLost()
-        return updated
-
-    async def fail(self, job: Job, code: str, message: str, *, charge: int = 0) -> None:
-        await self._fail(job, code, message, charge=charge)
-
-    async def complete(self, job: Job, *, video: Asset, last_frame: Asset | None) -> None:
-        await self._complete(job, video=video, last_frame=last_frame)
 
     def _unreachable_after(self) -> float:
         """A job whose polls fail past its deadline (plus a few polls' grace) is given up."""

@@ -1,4 +1,4 @@
--- 0004: what a stored video really is, and long videos chained from several upstream jobs.
+-- 0005: what a stored video really is, and long videos chained from several upstream jobs.
 
 -- The probe's figures (gateway/media/probe.py) as JSON {"container", "video_codec", "width",
 -- "height", "duration_ms", "has_audio", "frames"}; NULL for images and for videos stored
