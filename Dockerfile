@@ -6,7 +6,7 @@
 #
 # The image runs as uid 10001 and writes only to /data (SQLite database, blobs, temp files), so it
 # works with a read-only root filesystem. Settings: /etc/gateway/config.toml when mounted (it is
-# the working directory, and the gateway reads ./config.toml; or pass `--config FILE` before the
+# the working directory, and the gateway reads ./config.toml; or pass `--config FILE` after the
 # command), then the environment (GATEWAY_<SECTION>__<KEY>, which wins over the file).
 # See docs/deploy.md.
 

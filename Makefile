@@ -12,8 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## set up and run the gateway (SQLite, local storage, the sandbox upstream: asked for explicitly)
-	$(BIN)/gateway serve --sandbox
+run: $(STAMP)  ## set up and run the gateway (SQLite, local storage, the sandbox upstream: asked for explicitly); PORT=N picks the port
+	$(BIN)/gateway serve --sandbox $(if $(PORT),--port $(PORT))
 
 test: $(STAMP) lint typecheck deploy-check pytest  ## set up and run every check CI runs
 

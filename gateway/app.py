@@ -6,6 +6,7 @@ for) and closes them again. Only this module and ``cli.py`` know concrete adapte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ from starlette.middleware import Middleware
 from gateway.blobs.base import BlobStore, open_blob_store
 from gateway.domain.catalog import Catalog, default_catalog
 from gateway.domain.pricing import PriceTable, missing_prices, price_table_from_config
+from gateway.domain.traffic import MAX_LIMIT_VALUE, TrafficDefaults, TrafficLimits
 from gateway.metrics import Metrics
 from gateway.services.creation import CreateService
 from gateway.services.events import JobEvents
@@ -132,6 +134,7 @@ def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
         raise SettingsError("log.format must be 'json' or 'text'")
     if settings.requests.idempotency_hours < 24:
         raise SettingsError("requests.idempotency_hours must be at least 24 (clients retry late)")
+    check_ranges(settings)
     check_upstream(settings)
     return catalog, prices
 
@@ -144,6 +147,26 @@ def check_upstream(settings: Settings) -> None:
             " or ask for the built-in sandbox explicitly (fake videos, nothing billed) with"
             " `gateway serve --sandbox` or `upstream.sandbox = true` (GATEWAY_UPSTREAM__SANDBOX=true)."
         )
+
+
+def check_ranges(settings: Settings) -> None:
+    """Limits and ports are whole numbers in range (0 means no limit)."""
+    for name, value in dataclasses.asdict(settings.limits).items():
+        if not 0 <= value <= MAX_LIMIT_VALUE:
+            raise SettingsError(f"limits.{name} must be from 0 (no limit) to {MAX_LIMIT_VALUE}")
+    if not 1 <= settings.server.port <= 65535:
+        raise SettingsError(f"server.port must be from 1 to 65535, got {settings.server.port}")
+    if settings.requests.max_chained_seconds < 1:
+        raise SettingsError("requests.max_chained_seconds must be at least 1")
+
+
+def traffic_defaults(settings: Settings) -> TrafficDefaults:
+    """The ``[limits]`` section as the defaults every admission enforces."""
+    limits = settings.limits
+    return TrafficDefaults(
+        team=TrafficLimits(limits.team_max_in_flight_jobs, limits.team_requests_per_minute),
+        key=TrafficLimits(limits.key_max_in_flight_jobs, limits.key_requests_per_minute),
+    )
 
 
 def build_runner(
@@ -205,6 +228,7 @@ def create_app(
                     events=events,
                     idempotency_seconds=settings.requests.idempotency_hours * 3600,
                     catalog=catalog,
+                    traffic=traffic_defaults(settings),
                 ),
                 videos=VideoService(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock
@@ -249,6 +273,16 @@ async def running(runner: JobRunner) -> AsyncIterator[None]:
     finally:
         stop.set()
         await task
+
+
+def effective_upstream(settings: Settings) -> tuple[str, str]:
+    """Where creates really go, for people: ("sandbox" or "AIHubMix", its URL or how it runs)."""
+    if not settings.use_sandbox:
+        return "AIHubMix", settings.upstream.base_url
+    if settings.upstream.base_url != AIHUBMIX_DEFAULT_URL:
+        return "sandbox", settings.upstream.base_url
+    where = f"port {settings.sandbox.port}" if settings.sandbox.port else "a free port"
+    return "sandbox", f"built in, started by `gateway serve` on http://127.0.0.1 ({where})"
 
 
 async def _upstream_base_url(

@@ -9,25 +9,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_jobs, cli_money
+from gateway import cli_jobs, cli_limits, cli_money
+from gateway.cli_output import print_json, print_table, utc_time
+from gateway.domain.teams import TEAM_NAME_RULE
 from gateway.errors import GatewayError
 from gateway.settings import Settings, SettingsError, describe, load_settings
 from gateway.store.base import Store
 
 DEMO_TEAM = "demo"
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app fails to start (e.g. its lifespan)
 
 
 async def open_configured_store(settings: Settings) -> Store:
     from gateway.app import open_configured_store as open_from_settings
 
     return await open_from_settings(settings)
+
+
+DESCRIPTION = (
+    "The Seedance video gateway: serve it, run its job runner or sandbox, and manage teams,"
+    " keys, budgets and limits straight on its database (no running server needed)."
+)
+CONFIG_HELP = "TOML settings file (default ./config.toml); accepted before or after the command"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,15 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
-    parser.add_argument(
-        "--config", type=Path, default=None, help="TOML file (default ./config.toml)"
-    )
+    parser = argparse.ArgumentParser(prog="gateway", description=DESCRIPTION)
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=port_number,
+        metavar="N",
+        help="port to listen on (default: server.port, 8080)",
+    )
     serve.add_argument(
         "--sandbox",
         action="store_true",
@@ -61,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = sub.add_parser("sandbox", help="run the fake AIHubMix upstream on its own")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.add_argument("--port", type=port_number, default=8090, metavar="N")
     sandbox.set_defaults(handler=_sandbox)
 
     worker = sub.add_parser(
@@ -80,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     create_team = teams.add_parser("create", help="create a team")
-    create_team.add_argument("name")
+    create_team.add_argument("name", help=f"the team's name; {TEAM_NAME_RULE.lower()}")
     create_team.set_defaults(handler=_run(_teams_create))
-    teams.add_parser("list", help="list teams").set_defaults(handler=_run(_teams_list))
+    list_teams = teams.add_parser("list", help="list teams")
+    list_teams.add_argument("--json", action="store_true", help="print the API's JSON instead")
+    list_teams.set_defaults(handler=_run(_teams_list))
 
     keys = sub.add_parser("keys", help="manage gateway keys").add_subparsers(
         dest="action", required=True
@@ -92,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     create_key.add_argument("--name", default="")
     create_key.set_defaults(handler=_run(_keys_create))
     list_keys = keys.add_parser("list", help="list keys (never the plaintext)")
-    list_keys.add_argument("--team")
+    list_keys.add_argument("--team", metavar="NAME", help="only this team's keys")
+    list_keys.add_argument("--json", action="store_true", help="print the API's JSON instead")
     list_keys.set_defaults(handler=_run(_keys_list))
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
@@ -100,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_money.register(sub, _run)
     cli_jobs.register(sub, _run)
+    cli_limits.register(sub, _run)
     _accept_config_anywhere(parser)
     return parser
 
@@ -111,9 +130,43 @@ def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:
             for child in action.choices.values():
                 if not any("--config" in a.option_strings for a in child._actions):
                     child.add_argument(
-                        "--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                        "--config",
+                        type=Path,
+                        default=argparse.SUPPRESS,
+                        metavar="FILE",
+                        help=CONFIG_HELP,
                     )
                 _accept_config_anywhere(child)
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port from 1 to 65535 (``--port 99999`` must not wrap around)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 1-65535")
+    return port
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """Bind the server's socket now, before any banner, so a busy port is reported plainly
+    (uvicorn then serves on this very socket: no gap for another process to take it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"port {port} is in use; set GATEWAY_SERVER__PORT or pass `gateway serve --port N`"
+            ) from exc
+        raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -161,8 +214,14 @@ async def _teams_create(args: argparse.Namespace, settings: Settings, store: Sto
 
 
 async def _teams_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    for team in await store.list_teams():
-        print(f"{team.id}\t{team.name}")
+    from gateway.web.admin import render_team
+
+    teams = await store.list_teams()
+    if args.json:
+        print_json({"object": "list", "data": [render_team(team) for team in teams]})
+        return 0
+    rows = [(team.name, team.id, utc_time(team.created_at)) for team in teams]
+    print_table(("name", "id", "created"), rows)
     return 0
 
 
@@ -181,13 +240,25 @@ async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store)
             print(f"error: no team named {args.team!r}", file=sys.stderr)
             return 2
         team_id = team.id
+    from gateway.web.admin import render_key
+
+    keys = await store.list_keys(team_id)
+    if args.json:
+        print_json({"object": "list", "data": [render_key(key) for key in keys]})
+        return 0
     teams = {t.id: t.name for t in await store.list_teams()}
-    print("id\tteam\tname\tprefix\tstatus")
-    for key in await store.list_keys(team_id):
-        status = "active" if key.active else "revoked"
-        print(
-            f"{key.id}\t{teams.get(key.team_id, key.team_id)}\t{key.name}\t{key.prefix}...\t{status}"
+    rows = [
+        (
+            key.id,
+            teams.get(key.team_id, key.team_id),
+            key.name,
+            f"{key.prefix}...",
+            "active" if key.active else "revoked",
+            utc_time(key.created_at),
         )
+        for key in keys
+    ]
+    print_table(("id", "team", "name", "prefix", "status", "created"), rows)
     return 0
 
 
@@ -233,10 +304,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from gateway.app import check_settings
+    from gateway.app import check_settings, effective_upstream
 
     check_settings(settings)
-    print(json.dumps(describe(settings), indent=2))
+    described: dict[str, Any] = describe(settings)
+    kind, url = effective_upstream(settings)
+    described["effective"] = {"upstream": kind, "upstream_url": url}
+    print(json.dumps(described, indent=2))
+    print(f"upstream: {kind} ({url})", file=sys.stderr)
     return 0
 
 
@@ -266,11 +341,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.logs import configure_logging
 
     check_settings(settings)  # before anything is written: no key and no --sandbox stops here
+    sock = listening_socket(settings.server.host, settings.server.port)  # a busy port, too
     configure_logging(settings.log.level, settings.log.format)
     if settings.use_sandbox:
         key = asyncio.run(_demo_key(settings))
         _print_banner(settings, key)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.server.host,
         port=settings.server.port,
@@ -280,7 +356,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         loop="uvloop",
         timeout_graceful_shutdown=30,
     )
-    return 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def demo_key_path(settings: Settings) -> Path:

@@ -9,12 +9,13 @@ or key, negative amount, ...; printed as ``error: ...`` by ``gateway.cli.main``)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gateway.cli_output import print_json as _print_json
+from gateway.cli_output import print_table as _print_table
 from gateway.domain.budgets import WINDOWS
 from gateway.domain.money import format_usd
 from gateway.settings import Settings
@@ -172,21 +173,3 @@ def _who(item: dict[str, Any]) -> str:
 
 def _label(scope: str, who: str) -> str:
     return "org" if scope == "org" else f"{scope} {who}"
-
-
-def _print_table(
-    header: Sequence[str], rows: Sequence[Sequence[str]], *, text_columns: int
-) -> None:
-    """Columns two spaces apart; the first ``text_columns`` left-aligned, the rest (amounts and
-    counts) right-aligned; no trailing spaces."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
-    for row in (header, *rows):
-        cells = [
-            cell.ljust(width) if index < text_columns else cell.rjust(width)
-            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))

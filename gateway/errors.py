@@ -17,6 +17,9 @@ This module imports nothing from the web framework; ``web/rendering.py`` turns t
     ├── UnsupportedMediaType          415 invalid_request_error / unsupported_media_type
     ├── UnsatisfiableRange            416 invalid_request_error / range_not_satisfiable
     ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded (+ Retry-After)
+    │   └── TrafficLimitExceeded      429 a team's or key's limit (scope says which)
+    │       ├── RequestRateExceeded       rate_limit_exceeded (requests_per_minute)
+    │       └── ConcurrencyLimitExceeded  concurrency_limit_exceeded (max_in_flight_jobs)
     ├── BudgetExceeded                429 insufficient_quota / budget_exceeded
     ├── ServiceUnavailable            503 server_error / service_unavailable
     └── UpstreamError                 502 upstream_error / upstream_error
@@ -133,6 +136,34 @@ class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
+
+
+class TrafficLimitExceeded(RateLimited):
+    """A team's or key's concurrency or rate limit refused a create: retryable, unlike a budget
+    (``Retry-After`` says when); ``scope`` and ``limit`` name which limit, for metrics."""
+
+    limit: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str = "",
+        retry_after: float | None = None,
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code=code, retry_after=retry_after)
+        self.scope = scope
+
+
+class RequestRateExceeded(TrafficLimitExceeded):
+    limit = "requests_per_minute"
+
+
+class ConcurrencyLimitExceeded(TrafficLimitExceeded):
+    default_code = "concurrency_limit_exceeded"
+    limit = "max_in_flight_jobs"
 
 
 class BudgetExceeded(GatewayError):

@@ -176,6 +176,13 @@ class Metrics:
             "Money reserved by unfinished jobs now, in USD.",
             registry=registry,
         )
+        self.limit_rejections = Counter(
+            "gateway_limit_rejections_total",
+            "Creates refused by a concurrency or rate limit, by limit"
+            " (max_in_flight_jobs, requests_per_minute) and scope (team, key).",
+            ["limit", "scope"],
+            registry=registry,
+        )
         self.budget_rejections = Counter(
             "gateway_budget_rejections_total",
             "Requests refused because a budget would be exceeded, by scope and window.",

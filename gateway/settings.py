@@ -144,6 +144,16 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    # Defaults for every team and every key; 0 = no limit. `gateway limits set` overrides them
+    # per team or key. In flight = gone upstream and not finished (cache hits and joins never count).
+    team_max_in_flight_jobs: int = 0
+    team_requests_per_minute: int = 0
+    key_max_in_flight_jobs: int = 0
+    key_requests_per_minute: int = 0
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     # Port of the in-process sandbox when it starts with `gateway serve` (0 = any free port).
     port: int = 0
@@ -177,6 +187,7 @@ class Settings:
     requests: RequestSettings = field(default_factory=RequestSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)

@@ -52,6 +52,10 @@ def start_worker(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
+class PortTaken(RuntimeError):
+    """The free port picked for a gateway was taken before the gateway could bind it."""
+
+
 class GatewayProcess:
     """One ``gateway serve`` process on a free port, with its output captured to a file."""
 
@@ -65,6 +69,17 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
+        """Start and wait until ready. ``free_port`` cannot reserve its port: should another
+        socket take it meanwhile, the gateway says "port N is in use" and another is tried."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> GatewayProcess:
         command = [sys.executable, "-m", "gateway", "--config", str(self.config)]
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
@@ -76,7 +91,10 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log_path.read_text()[-3000:]}")
+                output = self.log_path.read_text()[-3000:]
+                if f"port {self.port} is in use" in output:
+                    raise PortTaken(output)
+                raise RuntimeError(f"gateway exited: {output}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self

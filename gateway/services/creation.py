@@ -21,12 +21,14 @@ from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
 from gateway.domain.catalog import Catalog, default_catalog
 from gateway.domain.chains import chain_price, is_chained, new_chain
 from gateway.domain.pricing import PriceTable, price_of
+from gateway.domain.traffic import TrafficDefaults
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import (
     AuthenticationFailed,
     BudgetExceeded,
     GatewayError,
     OutcomeUnknown,
+    TrafficLimitExceeded,
 )
 from gateway.ids import new_id
 from gateway.services.events import JobEvents
@@ -82,12 +84,14 @@ class CreateService:
         record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS,
         idempotency_wait_seconds: float = IDEMPOTENCY_WAIT_SECONDS,
         catalog: Catalog | None = None,
+        traffic: TrafficDefaults | None = None,
     ) -> None:
         self._catalog = catalog or default_catalog()
         self._idempotency_wait = idempotency_wait_seconds
         self._events = events or JobEvents()
         self._idempotency_seconds = idempotency_seconds
         self._record_retry_delays = record_retry_delays
+        self._traffic = traffic
         self._store = store
         self._upstream = upstream
         self._prices = prices
@@ -95,6 +99,16 @@ class CreateService:
         self._cache = cache
         self._retention_seconds = retention_days * 86400 if retention_days > 0 else None
         self._clock = clock
+
+    @property
+    def traffic(self) -> TrafficDefaults:
+        """The configured limits of every team and key (none when built without them)."""
+        return self._traffic or TrafficDefaults()
+
+    @property
+    def prices(self) -> PriceTable:
+        """The configured price table (``GET /v1/models`` shows it)."""
+        return self._prices
 
     def price(self, request: VideoRequest) -> int:
         """The request's price; a chained video's is the sum of its segments' prices."""
@@ -161,6 +175,9 @@ class CreateService:
         except IdempotencyKeyTaken as exc:
             assert plan.idempotency is not None
             return await replay(self._store, self._events, principal, exc.record, plan.idempotency)
+        except TrafficLimitExceeded as exc:
+            self._events.limit_rejected(exc.limit, exc.scope)
+            raise
         self._events.admitted(admission.job, admission.outcome)
         if not admission.submit_upstream:
             return admission
@@ -241,6 +258,7 @@ class CreateService:
                 if idempotency_key is not None
                 else None
             ),
+            traffic=self._traffic,
         )
 
     async def _hand_chain_to_runner(self, job: Job) -> Job:

@@ -57,6 +57,11 @@ class JobEvents:
         if self.metrics is not None:
             self.metrics.budget_rejections.labels(scope, window).inc()
 
+    def limit_rejected(self, limit: str, scope: str) -> None:
+        log.info("traffic limit rejected", extra={"limit": limit, "scope": scope})
+        if self.metrics is not None:
+            self.metrics.limit_rejections.labels(limit, scope).inc()
+
     def failed(self, job: Job, code: str, refunded: int) -> None:
         log.warning(
             "job failed",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.domain.api_keys import generate_key, hash_key, is_well_formed
+from gateway.domain.teams import team_name_problem
 from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gateway.store.base import ApiKey, Store, Team
 
@@ -49,7 +50,10 @@ class KeyService:
         if scheme.lower() != "bearer" or not token:
             raise AuthenticationFailed("Malformed Authorization header: use 'Bearer gw-...'.")
         if not is_well_formed(token):
-            raise AuthenticationFailed("Incorrect API key provided: gateway keys start with 'gw-'.")
+            raise AuthenticationFailed(
+                "Incorrect API key provided: malformed gateway key (a gateway key is 'gw-'"
+                " followed by 43 letters, digits, '-' or '_'; check it was copied whole)."
+            )
         key = await self._lookup(hash_key(token))
         if key is None:
             raise AuthenticationFailed("Incorrect API key provided.")
@@ -69,9 +73,9 @@ class KeyService:
         return key
 
     async def create_team(self, name: str) -> Team:
-        name = name.strip()
-        if not name or len(name) > 100:
-            raise InvalidRequest("A team name must have 1 to 100 characters.", param="name")
+        problem = team_name_problem(name)
+        if problem is not None:
+            raise InvalidRequest(problem, param="name")
         return await self._store.create_team(name, int(self._clock()))
 
     async def create_key(self, team_name: str, name: str = "") -> tuple[ApiKey, str]:

@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
 from gateway.domain.media import MediaFacts
+from gateway.domain.traffic import TrafficDefaults, TrafficScope
 from gateway.errors import register_unavailable
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
@@ -122,6 +123,16 @@ class BudgetLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class TrafficLimit:
+    """A team's or key's own concurrency and rate limits (None: the configured default; 0: none)."""
+
+    scope: TrafficScope
+    scope_id: str
+    max_in_flight_jobs: int | None = None
+    requests_per_minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AdmissionPlan:
     """Everything ``admit_job`` needs to decide, in one transaction, what a create becomes.
 
@@ -143,6 +154,8 @@ class AdmissionPlan:
     retention_seconds: float | None = None
     # Bind this Idempotency-Key to the new video in the same transaction (unique per key).
     idempotency: IdempotencyRecord | None = None
+    # Concurrency and rate limits to enforce for the job's team and key (None: none at all).
+    traffic: TrafficDefaults | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +386,20 @@ class Store(Protocol):
     async def list_limits(
         self, scope: Scope | None = None, scope_id: str | None = None
     ) -> list[BudgetLimit]: ...
+
+    # Concurrency and rate limits (enforced by ``admit_job`` when the plan carries defaults)
+    async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
+        """Set the limits given (fields left None keep their stored value); the stored row."""
+
+    async def clear_traffic_limit(self, scope: TrafficScope, scope_id: str) -> bool:
+        """Forget an owner's own limits (the defaults apply again); False when none were set."""
+
+    async def list_traffic_limits(
+        self, scope: TrafficScope | None = None, scope_id: str | None = None
+    ) -> list[TrafficLimit]: ...
+
+    async def in_flight_jobs(self, scope: TrafficScope, scope_id: str) -> int:
+        """Jobs of this team or key that went upstream and have not finished."""
 
     async def audit(self) -> list[str]:
         """Every difference between the counters and the ledger, and every finished job whose

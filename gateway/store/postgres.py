@@ -29,6 +29,7 @@ from gateway.store.postgres_db import (
 )
 from gateway.store.postgres_outcomes import OutcomeQueries
 from gateway.store.postgres_runner import release_assets
+from gateway.store.postgres_traffic import TrafficQueries
 
 __all__ = [
     "DEFAULT_POOL_MAX_SIZE",
@@ -44,7 +45,7 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
-class PostgresStore(OutcomeQueries):
+class PostgresStore(OutcomeQueries, TrafficQueries):
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""
 
     async def create_team(self, name: str, now: int) -> Team:

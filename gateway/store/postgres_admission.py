@@ -10,6 +10,8 @@ rows, asset rows, budget counters, cache entries, so these transactions never de
 admission first takes a share lock on the calling key's row (a revocation waits for admissions
 in flight; none is admitted after it commits) and then inserts its Idempotency-Key, whose primary
 key makes a concurrent admission with the same key wait and then find it bound.
+Its rate-limit rows come next, its in-flight lock after the cache-key lock (see
+``postgres_traffic``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from gateway.store.postgres_db import (
 )
 from gateway.store.postgres_money import MoneyQueries
 from gateway.store.postgres_runner import add_references
+from gateway.store.postgres_traffic import enforce_in_flight, enforce_rate, traffic_limits
 
 if TYPE_CHECKING:
     from gateway.store.postgres_db import Connection
@@ -62,6 +65,8 @@ class AdmissionQueries(MoneyQueries):
                 raise KeyRevoked(job.key_id)
             if plan.idempotency is not None:
                 await _bind_idempotency_key(connection, plan.idempotency, plan.now)
+            limits = await traffic_limits(connection, plan)
+            await enforce_rate(connection, plan, limits)  # every create counts, hits included
             if plan.cache_key is not None and (plan.lookup or plan.register):
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock($1, hashtext($2))", CACHE_KEY_LOCK, plan.cache_key
@@ -70,6 +75,7 @@ class AdmissionQueries(MoneyQueries):
                 found = await self._from_cache(connection, plan)
                 if found is not None:
                     return found
+            await enforce_in_flight(connection, plan, limits)  # only jobs going upstream count
             if job.cost_micros > 0:
                 await self._check_and_reserve(
                     connection, job.id, plan.scopes, job.cost_micros, plan.now

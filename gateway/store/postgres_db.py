@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Self
 import asyncpg
 import orjson
 
-from gateway.errors import Conflict, NotFound, register_unavailable
+from gateway.domain.teams import TEAM_NAME_RULE
+from gateway.errors import Conflict, InvalidRequest, NotFound, register_unavailable
 from gateway.store.base import UPDATABLE_JOB_FIELDS, Job
 from gateway.store.migrations import Migration, latest_version, load_migrations
 
@@ -186,6 +187,8 @@ def raise_translated(
         raise NotFound(missing) from exc
     if isinstance(exc, asyncpg.UniqueViolationError):
         raise Conflict(taken) from exc
+    if isinstance(exc, asyncpg.CheckViolationError) and "teams_name_pattern" in str(exc):
+        raise InvalidRequest(f"{TEAM_NAME_RULE}.", param="name") from exc
     raise exc
 
 

@@ -25,6 +25,7 @@ from gateway.store.sqlite_db import (
 )
 from gateway.store.sqlite_outcomes import OutcomeQueries
 from gateway.store.sqlite_runner import changed_one, release_assets
+from gateway.store.sqlite_traffic import TrafficQueries
 
 __all__ = ["SqliteStore", "parse_sqlite_url", "split_statements"]
 
@@ -35,7 +36,7 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
-class SqliteStore(OutcomeQueries):
+class SqliteStore(OutcomeQueries, TrafficQueries):
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""
 
     async def create_team(self, name: str, now: int) -> Team:

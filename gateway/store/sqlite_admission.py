@@ -34,6 +34,7 @@ from gateway.store.sqlite_db import (
 )
 from gateway.store.sqlite_money import MoneyQueries, check_and_reserve, settle
 from gateway.store.sqlite_runner import add_reference, job_assignments
+from gateway.store.sqlite_traffic import enforce_in_flight, enforce_rate, traffic_limits
 
 _FINISHED = ("completed", "failed", "rejected")
 # A job whose submit outcome is unknown may never deliver: new identical requests start afresh.
@@ -83,10 +84,13 @@ def _admit_job(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission
     _check_key_active(connection, job.key_id)
     if plan.idempotency is not None:
         _bind_idempotency_key(connection, plan.idempotency, plan.now)
+    limits = traffic_limits(connection, plan)
+    enforce_rate(connection, plan, limits)  # every create counts, hits included
     if plan.cache_key is not None and plan.lookup:
         found = _from_cache(connection, plan)
         if found is not None:
             return found
+    enforce_in_flight(connection, plan, limits)  # only jobs that go upstream count
     changes: dict[str, Any] = {}
     if job.cost_micros > 0:
         check_and_reserve(connection, job.id, plan.scopes, job.cost_micros, plan.now)

@@ -27,7 +27,8 @@ from typing import Any, NoReturn, Self, TypeVar
 
 import orjson
 
-from gateway.errors import Conflict, NotFound
+from gateway.domain.teams import TEAM_NAME_RULE
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.base import Job
 from gateway.store.migrations import Migration, latest_version, load_migrations
 
@@ -473,6 +474,8 @@ def raise_translated(
         raise NotFound(missing) from exc
     if "UNIQUE" in message:
         raise Conflict(taken) from exc
+    if "invalid team name" in message:  # the trigger of migration 0006
+        raise InvalidRequest(f"{TEAM_NAME_RULE}.", param="name") from exc
     raise exc
 
 

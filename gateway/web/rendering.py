@@ -6,6 +6,7 @@ The only place that knows the wire shape of a Video; routes call these and nothi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.domain.media import MediaFacts
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError
+from gateway.ids import new_id
 from gateway.services.creation import Quote
 from gateway.services.videos import PUBLIC_STATUS
 from gateway.store.base import Job
@@ -121,12 +123,19 @@ def render_video_list(
 
 
 def render_quote(request: VideoRequest, quote: Quote) -> dict[str, Any]:
-    """The dry-run answer: the price and, for every limit that applies, what remains."""
+    """The dry-run answer: the price and, for every limit that applies, what remains.
+
+    It has an ``id`` (``quote_...``, never stored) and ``created_at``, so the OpenAI SDK, which
+    parses every ``videos.create`` answer as a Video, gives callers no ``None`` id; its
+    ``object`` ("video.quote") tells it apart from a real video."""
     return {
+        "id": new_id("quote"),
         "object": "video.quote",
+        "created_at": int(time.time()),
         "model": request.model,
         "seconds": str(request.duration),
         "resolution": request.resolution,
+        "size": size_for(request.ratio, request.resolution),
         "cost_usd": micros_to_usd_str(quote.cost),
         "cost_micros": quote.cost,
         "fits": quote.fits,

@@ -15,13 +15,24 @@ from gateway.errors import (
     NotFound,
     is_unavailable,
 )
-from gateway.web import admin, admin_jobs, admin_money, content, ops, videos
+from gateway.web import (
+    admin,
+    admin_jobs,
+    admin_limits,
+    admin_money,
+    content,
+    models,
+    ops,
+    videos,
+)
 from gateway.web.middleware import unavailable_response
 from gateway.web.rendering import error_response
 
 log = logging.getLogger("gateway.web")
 
 ROUTES: list[BaseRoute] = [
+    Route("/v1/models", models.list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", models.retrieve_model, methods=["GET"]),
     Route("/v1/videos", videos.create_video, methods=["POST"]),
     Route("/v1/videos", videos.list_videos, methods=["GET"]),
     Route("/v1/videos/edits", videos.not_supported, methods=["POST"]),
@@ -41,6 +52,9 @@ ROUTES: list[BaseRoute] = [
     Route("/admin/budgets", admin_money.list_budgets, methods=["GET"]),
     Route("/admin/budgets", admin_money.delete_budget, methods=["DELETE"]),
     Route("/admin/usage", admin_money.usage, methods=["GET"]),
+    Route("/admin/limits", admin_limits.put_limits, methods=["PUT"]),
+    Route("/admin/limits", admin_limits.list_limits, methods=["GET"]),
+    Route("/admin/limits", admin_limits.delete_limits, methods=["DELETE"]),
     Route("/admin/audit", admin_money.audit, methods=["GET"]),
     Route("/admin/jobs/unknown", admin_jobs.list_unknown, methods=["GET"]),
     Route("/admin/jobs/{video_id}/resolve", admin_jobs.resolve_job, methods=["POST"]),
@@ -60,7 +74,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: GatewayError
     if exc.status_code == 404:
-        error = NotFound(f"Unknown path {request.url.path}.", code="unknown_url")
+        error = NotFound(_unknown_path_message(request.url.path), code="unknown_url")
     elif exc.status_code == 405:
         error = InvalidRequest(
             f"Method {request.method} is not allowed on {request.url.path}.",
@@ -75,6 +89,16 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         response.status_code = exc.status_code
         return response
     return error_response(error)
+
+
+def _unknown_path_message(path: str) -> str:
+    """Name the likely mistake: an OpenAI ``base_url`` without ``/v1`` sends ``/videos``."""
+    if path.split("/")[1:2] in (["videos"], ["models"]):
+        return (
+            f"Unknown path {path}: did you mean /v1{path}? the base URL should end in /v1"
+            ' (e.g. base_url="http://127.0.0.1:8080/v1").'
+        )
+    return f"Unknown path {path}."
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -9,13 +9,14 @@ from starlette.responses import Response
 
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.requests import parse_video_request
-from gateway.errors import InvalidRequest, UnsupportedFeature
+from gateway.errors import InvalidRequest, NotFound, UnsupportedFeature
 from gateway.services.creation import CacheDirective
 from gateway.store.base import TERMINAL_STATUSES, Order
 from gateway.web.body import decode_body
 from gateway.web.context import authenticate, context
 from gateway.web.rendering import JSONResponse, render_quote, render_video, render_video_list
 
+QUOTE_PREFIX = "quote_"
 DEFAULT_LIST_LIMIT = 20
 MAX_IDEMPOTENCY_KEY = 255
 MAX_LIST_LIMIT = 100
@@ -97,6 +98,12 @@ def cache_directive(cache_control: str | None) -> CacheDirective:
 
 async def retrieve_video(request: Request) -> Response:
     principal = await authenticate(request)
+    if request.path_params["video_id"].startswith(QUOTE_PREFIX):
+        raise NotFound(
+            "A quote is not a video: a dry run (X-Gateway-Dry-Run) creates nothing to retrieve"
+            " or poll. Create the video without the header.",
+            param="video_id",
+        )
     videos = context(request).videos
     job = await videos.get(principal, request.path_params["video_id"])
     media = (await videos.media_of([job])).get(job.id)

@@ -164,7 +164,7 @@ async def test_failed_migration_rolls_back(
 
 async def test_text_orders_byte_by_byte_like_sqlite(replicas: list[Store]) -> None:
     store = replicas[0]
-    names = ["alpha", "Zeta", "_under", "beta-2", "beta_1", "Ärger"]
+    names = ["alpha", "Zeta", "9lives", "beta-2", "beta_1", "beta.3"]  # the team name pattern
     for name in names:
         await store.create_team(name, NOW)
     assert [team.name for team in await store.list_teams()] == sorted(names)

@@ -47,8 +47,8 @@ class Cli:
 
     def key_id(self, team: str, name: str) -> str:
         self.ok("keys", "create", "--team", team, "--name", name)
-        lines = self.ok("keys", "list", "--team", team).splitlines()[1:]
-        return next(line.split("\t")[0] for line in lines if line.split("\t")[2] == name)
+        keys = self.json("keys", "list", "--team", team)["data"]
+        return str(next(key["id"] for key in keys if key["name"] == name))
 
 
 @pytest.fixture

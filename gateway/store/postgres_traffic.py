@@ -1,0 +1,152 @@
+"""PostgreSQL side of concurrency and rate limits: the owners' own limits, and the two checks
+``admit_job`` runs inside its transaction, so they hold across every connection and replica.
+
+The rate state of an owner is a row locked ``FOR UPDATE`` (taken first in an admission, team
+before key); the in-flight count is serialised per owner by a transaction-scoped advisory
+lock taken after the cache-key lock and before any budget counter, so admissions never
+deadlock. Decisions are ``gateway.domain.traffic``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from gateway.domain.traffic import (
+    TRAFFIC_SCOPES,
+    TrafficLimits,
+    TrafficScope,
+    concurrency_refusal,
+    in_flight_allowed,
+    rate_decision,
+    rate_refusal,
+)
+from gateway.store.base import AdmissionPlan, TrafficLimit
+from gateway.store.postgres_db import PostgresDatabase
+
+if TYPE_CHECKING:
+    from gateway.store.postgres_db import Connection
+
+# First key of pg_advisory_xact_lock(int, int) for in-flight counts ("gw" + 2); the second is
+# the hash of the team's or key's id (ids carry their kind, so teams and keys never collide).
+IN_FLIGHT_LOCK = 0x67770002
+_SELECT_LIMITS = (
+    "SELECT scope, scope_id, max_in_flight_jobs, requests_per_minute FROM traffic_limits"
+)
+# Jobs that went upstream (not hits, not joins) and have not finished; {column} is a constant.
+_COUNT_IN_FLIGHT = (
+    "SELECT count(*) FROM jobs WHERE {column} = $1"
+    " AND status NOT IN ('completed', 'failed', 'rejected')"
+    " AND (cache_result IS NULL OR cache_result IN ('miss', 'bypass'))"
+)
+_OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
+
+
+class TrafficQueries(PostgresDatabase):
+    async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
+        row = await self._fetch_one(
+            "INSERT INTO traffic_limits AS t (scope, scope_id, max_in_flight_jobs,"
+            " requests_per_minute, updated_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (scope, scope_id) DO UPDATE SET"
+            " max_in_flight_jobs = COALESCE(excluded.max_in_flight_jobs, t.max_in_flight_jobs),"
+            " requests_per_minute = COALESCE(excluded.requests_per_minute,"
+            " t.requests_per_minute), updated_at = excluded.updated_at"
+            " RETURNING scope, scope_id, max_in_flight_jobs, requests_per_minute",
+            limit.scope,
+            limit.scope_id,
+            limit.max_in_flight_jobs,
+            limit.requests_per_minute,
+            now,
+        )
+        assert row is not None  # an upsert always returns its row
+        return TrafficLimit(*row)
+
+    async def clear_traffic_limit(self, scope: TrafficScope, scope_id: str) -> bool:
+        tag = await self._execute(
+            "DELETE FROM traffic_limits WHERE scope = $1 AND scope_id = $2", scope, scope_id
+        )
+        return tag == "DELETE 1"
+
+    async def list_traffic_limits(
+        self, scope: TrafficScope | None = None, scope_id: str | None = None
+    ) -> list[TrafficLimit]:
+        sql, parameters = _SELECT_LIMITS, [scope, scope_id]
+        sql += " WHERE ($1::text IS NULL OR scope = $1) AND ($2::text IS NULL OR scope_id = $2)"
+        rows = await self._fetch(sql + " ORDER BY scope DESC, scope_id", *parameters)
+        return [TrafficLimit(*row) for row in rows]
+
+    async def in_flight_jobs(self, scope: TrafficScope, scope_id: str) -> int:
+        row = await self._fetch_one(_COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), scope_id)
+        return int(row[0]) if row else 0
+
+
+# -- run inside the admission transaction ---------------------------------------------------
+
+
+async def traffic_limits(
+    connection: Connection, plan: AdmissionPlan
+) -> dict[TrafficScope, TrafficLimits]:
+    """The limits in force for the plan's team and key (empty when the plan checks none)."""
+    if plan.traffic is None:
+        return {}
+    rows = await connection.fetch(
+        _SELECT_LIMITS
+        + " WHERE (scope = 'team' AND scope_id = $1) OR (scope = 'key' AND scope_id = $2)",
+        plan.job.team_id,
+        plan.job.key_id,
+    )
+    stored: dict[TrafficScope, TrafficLimits] = {
+        row[0]: TrafficLimits(row[2], row[3]) for row in rows
+    }
+    return {scope: plan.traffic.effective(scope, stored) for scope in TRAFFIC_SCOPES}
+
+
+async def enforce_rate(
+    connection: Connection, plan: AdmissionPlan, limits: Mapping[TrafficScope, TrafficLimits]
+) -> None:
+    """Take one request from each owner's requests_per_minute, or refuse (rolled back)."""
+    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    for scope in TRAFFIC_SCOPES:
+        per_minute = limits[scope].requests_per_minute if scope in limits else None
+        if not per_minute:
+            continue
+        await connection.execute(
+            "INSERT INTO rate_limit_state (scope, scope_id, tat) VALUES ($1, $2, 0)"
+            " ON CONFLICT (scope, scope_id) DO NOTHING",
+            scope,
+            owners[scope],
+        )
+        tat = await connection.fetchval(
+            "SELECT tat FROM rate_limit_state WHERE scope = $1 AND scope_id = $2 FOR UPDATE",
+            scope,
+            owners[scope],
+        )
+        decision = rate_decision(tat, plan.now, per_minute)
+        if not decision.allowed:
+            raise rate_refusal(scope, per_minute, decision.retry_after)
+        await connection.execute(
+            "UPDATE rate_limit_state SET tat = $3 WHERE scope = $1 AND scope_id = $2",
+            scope,
+            owners[scope],
+            decision.tat,
+        )
+
+
+async def enforce_in_flight(
+    connection: Connection, plan: AdmissionPlan, limits: Mapping[TrafficScope, TrafficLimits]
+) -> None:
+    """Refuse a job that would go upstream beyond an owner's max_in_flight_jobs."""
+    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    for scope in TRAFFIC_SCOPES:
+        limit = limits[scope].max_in_flight_jobs if scope in limits else None
+        if not limit:
+            continue
+        # Held until commit: the next admission of this owner counts this job too.
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", IN_FLIGHT_LOCK, owners[scope]
+        )
+        count = await connection.fetchval(
+            _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), owners[scope]
+        )
+        if not in_flight_allowed(int(count or 0), limit):
+            raise concurrency_refusal(scope, limit)

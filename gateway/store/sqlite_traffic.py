@@ -1,0 +1,148 @@
+"""SQLite side of concurrency and rate limits: the owners' own limits, and the two checks
+``_admit_job`` runs inside its ``BEGIN IMMEDIATE`` transaction (so every process sharing the
+file sees one count and one rate state). Decisions are ``gateway.domain.traffic``'s.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+
+from gateway.domain.traffic import (
+    TRAFFIC_SCOPES,
+    TrafficLimits,
+    TrafficScope,
+    concurrency_refusal,
+    in_flight_allowed,
+    rate_decision,
+    rate_refusal,
+)
+from gateway.store.base import AdmissionPlan, TrafficLimit
+from gateway.store.sqlite_db import SqliteDatabase, fetchall, fetchone
+from gateway.store.sqlite_runner import changed_one
+
+_SELECT_LIMITS = (
+    "SELECT scope, scope_id, max_in_flight_jobs, requests_per_minute FROM traffic_limits"
+)
+# Jobs that went upstream (not hits, not joins) and have not finished; {column} is a constant.
+_COUNT_IN_FLIGHT = (
+    "SELECT count(*) FROM jobs WHERE {column} = ?"
+    " AND status NOT IN ('completed', 'failed', 'rejected')"
+    " AND (cache_result IS NULL OR cache_result IN ('miss', 'bypass'))"
+)
+_OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
+
+
+class TrafficQueries(SqliteDatabase):
+    async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
+        return await self._write(_set_limit, limit, now)
+
+    async def clear_traffic_limit(self, scope: TrafficScope, scope_id: str) -> bool:
+        return await self._write(
+            changed_one,
+            "DELETE FROM traffic_limits WHERE scope = ? AND scope_id = ?",
+            (scope, scope_id),
+        )
+
+    async def list_traffic_limits(
+        self, scope: TrafficScope | None = None, scope_id: str | None = None
+    ) -> list[TrafficLimit]:
+        sql, parameters = _SELECT_LIMITS, list[str]()
+        if scope is not None:
+            sql += " WHERE scope = ?"
+            parameters.append(scope)
+            if scope_id is not None:
+                sql += " AND scope_id = ?"
+                parameters.append(scope_id)
+        rows = await self._fetch(sql + " ORDER BY scope DESC, scope_id", parameters)
+        return [TrafficLimit(*row) for row in rows]
+
+    async def in_flight_jobs(self, scope: TrafficScope, scope_id: str) -> int:
+        row = await self._fetch_one(
+            _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (scope_id,)
+        )
+        return int(row[0]) if row else 0
+
+
+def _set_limit(connection: sqlite3.Connection, limit: TrafficLimit, now: int) -> TrafficLimit:
+    connection.execute(
+        "INSERT INTO traffic_limits (scope, scope_id, max_in_flight_jobs, requests_per_minute,"
+        " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id) DO UPDATE SET"
+        " max_in_flight_jobs = COALESCE(excluded.max_in_flight_jobs, max_in_flight_jobs),"
+        " requests_per_minute = COALESCE(excluded.requests_per_minute, requests_per_minute),"
+        " updated_at = excluded.updated_at",
+        (limit.scope, limit.scope_id, limit.max_in_flight_jobs, limit.requests_per_minute, now),
+    )
+    row = fetchone(
+        connection,
+        _SELECT_LIMITS + " WHERE scope = ? AND scope_id = ?",
+        (limit.scope, limit.scope_id),
+    )
+    assert row is not None  # written just above
+    return TrafficLimit(*row)
+
+
+# -- run inside the admission transaction ---------------------------------------------------
+
+
+def traffic_limits(
+    connection: sqlite3.Connection, plan: AdmissionPlan
+) -> dict[TrafficScope, TrafficLimits]:
+    """The limits in force for the plan's team and key (empty when the plan checks none)."""
+    if plan.traffic is None:
+        return {}
+    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    rows = fetchall(
+        connection,
+        _SELECT_LIMITS
+        + " WHERE (scope = 'team' AND scope_id = ?) OR (scope = 'key' AND scope_id = ?)",
+        (owners["team"], owners["key"]),
+    )
+    stored: dict[TrafficScope, TrafficLimits] = {
+        row[0]: TrafficLimits(row[2], row[3]) for row in rows
+    }
+    return {scope: plan.traffic.effective(scope, stored) for scope in TRAFFIC_SCOPES}
+
+
+def enforce_rate(
+    connection: sqlite3.Connection,
+    plan: AdmissionPlan,
+    limits: Mapping[TrafficScope, TrafficLimits],
+) -> None:
+    """Take one request from each owner's requests_per_minute, or refuse (rolled back)."""
+    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    for scope in TRAFFIC_SCOPES:
+        per_minute = limits[scope].requests_per_minute if scope in limits else None
+        if not per_minute:
+            continue
+        row = fetchone(
+            connection,
+            "SELECT tat FROM rate_limit_state WHERE scope = ? AND scope_id = ?",
+            (scope, owners[scope]),
+        )
+        decision = rate_decision(row[0] if row else None, plan.now, per_minute)
+        if not decision.allowed:
+            raise rate_refusal(scope, per_minute, decision.retry_after)
+        connection.execute(
+            "INSERT INTO rate_limit_state (scope, scope_id, tat) VALUES (?, ?, ?)"
+            " ON CONFLICT (scope, scope_id) DO UPDATE SET tat = excluded.tat",
+            (scope, owners[scope], decision.tat),
+        )
+
+
+def enforce_in_flight(
+    connection: sqlite3.Connection,
+    plan: AdmissionPlan,
+    limits: Mapping[TrafficScope, TrafficLimits],
+) -> None:
+    """Refuse a job that would go upstream beyond an owner's max_in_flight_jobs."""
+    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    for scope in TRAFFIC_SCOPES:
+        limit = limits[scope].max_in_flight_jobs if scope in limits else None
+        if not limit:
+            continue
+        row = fetchone(
+            connection, _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (owners[scope],)
+        )
+        if not in_flight_allowed(int(row[0]) if row else 0, limit):
+            raise concurrency_refusal(scope, limit)
