@@ -31,8 +31,10 @@ from gateway.services.videos import VideoService
 from gateway.settings import Settings, SettingsError, UpstreamSettings
 from gateway.store.base import Store, open_store
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.outbound import GuardedTransport, Origin, OutboundPolicy
 from gateway.upstream.transport import AiohttpTransport
 from gateway.web.context import AppContext
+from gateway.web.hosts import ValidHostMiddleware
 from gateway.web.middleware import RequestContextMiddleware
 from gateway.web.routes import EXCEPTION_HANDLERS, ROUTES
 
@@ -73,10 +75,14 @@ async def open_resources(
     stack.push_async_callback(store.close)
     await store.migrate()
     base_url, sandbox_url = await _upstream_base_url(settings, stack, start_sandbox=start_sandbox)
+    policy = outbound_policy(settings, base_url)
     http = httpx.AsyncClient(
         base_url=base_url,
         # aiohttp's pool under httpx's API: about 4x less CPU per upstream call (bench/README.md).
-        transport=transport or AiohttpTransport(max_connections=settings.upstream.max_connections),
+        # It checks the outbound policy at connect time; an injected transport before each hop.
+        transport=GuardedTransport(transport, policy)
+        if transport is not None
+        else AiohttpTransport(max_connections=settings.upstream.max_connections, policy=policy),
         timeout=httpx.Timeout(settings.upstream.timeout, connect=settings.upstream.connect_timeout),
         limits=httpx.Limits(
             max_connections=settings.upstream.max_connections,
@@ -91,6 +97,7 @@ async def open_resources(
         backoff_base=settings.upstream.backoff_base,
         backoff_max=settings.upstream.backoff_max,
         observer=metrics,
+        max_answer_bytes=settings.upstream.max_answer_bytes,
     )
     storage = settings.storage
     blobs = open_blob_store(
@@ -101,6 +108,15 @@ async def open_resources(
     )
     stack.push_async_callback(blobs.close)
     return Resources(store=store, upstream=upstream, blobs=blobs, sandbox_url=sandbox_url)
+
+
+def outbound_policy(settings: Settings, base_url: str) -> OutboundPolicy:
+    """Where upstream traffic may go: the configured API origin, and public addresses (or
+    private ones too with ``upstream.allow_private_links``)."""
+    return OutboundPolicy(
+        allow_private=settings.upstream.allow_private_links,
+        trusted=frozenset({Origin.of(base_url)}),
+    )
 
 
 def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
@@ -181,6 +197,7 @@ def build_runner(
         resources.upstream,
         resources.blobs,
         settings.jobs,
+        storage=settings.storage,
         prices=prices,
         retention_days=settings.storage.retention_days,
         clock=clock,
@@ -229,6 +246,7 @@ def create_app(
                     idempotency_seconds=settings.requests.idempotency_hours * 3600,
                     catalog=catalog,
                     traffic=traffic_defaults(settings),
+                    blobs=resources.blobs,
                 ),
                 videos=VideoService(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock
@@ -242,7 +260,10 @@ def create_app(
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(ValidHostMiddleware),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -198,6 +198,9 @@ class UpstreamError(GatewayError):
     status = 502
     type = "upstream_error"
     default_code = "upstream_error"
+    # Set by the adapter on a transport failure: whether the request may have reached the
+    # upstream (False: it certainly never left). None when the upstream answered.
+    request_sent: bool | None = None
 
 
 class UpstreamAuthError(UpstreamError):
@@ -240,16 +243,13 @@ class UpstreamTimeout(UpstreamError):
     default_code = "upstream_timeout"
 
 
-# Exception types of the database and storage drivers that mean "briefly unavailable" (lost
-# connection, locked database, unreachable endpoint). Each adapter registers its own when its
-# module is imported; the web layer answers them with ``ServiceUnavailable`` (503), so clients
-# retry later and nothing half-done is left behind.
-_UNAVAILABLE: list[type[BaseException]] = [ConnectionError, TimeoutError]
+# Exception types that mean "briefly unavailable" (lost connection, locked database,
+# unreachable endpoint). Each adapter declares its driver's own as ``outage_errors``; the app
+# collects them from the adapters it opened (no import-time registry), and the web layer answers
+# them with ``ServiceUnavailable`` (503), so clients retry later and nothing half-done is left.
+OutageTypes = tuple[type[BaseException], ...]
+BASE_OUTAGES: OutageTypes = (ConnectionError, TimeoutError)
 
 
-def register_unavailable(*types: type[BaseException]) -> None:
-    _UNAVAILABLE.extend(t for t in types if t not in _UNAVAILABLE)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, tuple(_UNAVAILABLE))
+def is_unavailable(exc: BaseException, outages: OutageTypes = ()) -> bool:
+    return isinstance(exc, BASE_OUTAGES + outages)

@@ -58,6 +58,11 @@ KNOWN_CODES = frozenset(
         "submit_outcome_unknown",
         "record_failed",
         "interrupted",
+        "download_too_large",
+        "download_too_slow",
+        "download_not_media",
+        "upstream_link_refused",
+        "upstream_answer_too_large",
     }
 )
 JOB_STATES = ("queued", "running", "awaiting_download", "outcome_unknown")
@@ -229,6 +234,12 @@ class Metrics:
         self.download_failures = Counter(
             "gateway_download_failures_total",
             "Failed attempts to copy a finished video into storage, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.blob_errors = Counter(
+            "gateway_blob_errors_total",
+            "Blob store operations the operating system refused, by errno name (ENOSPC ...).",
             ["reason"],
             registry=registry,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -65,6 +66,18 @@ class StorageSettings:
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_path_style: bool = False
+    # Largest video stored from the upstream (bytes). A 15 s 1080p Seedance video is about
+    # 10-20 MB; 256 MiB leaves a wide margin yet stops an endless or hostile stream.
+    max_video_bytes: int = 256 * 1024 * 1024
+    # Largest last frame stored (a 1080p PNG is a few MB).
+    max_image_bytes: int = 32 * 1024 * 1024
+    # A whole download (video or last frame) must finish within this many seconds.
+    download_timeout_seconds: float = 600.0
+    # /readyz fails when the blob directory's file system has less free space than this.
+    min_free_bytes: int = 512 * 1024 * 1024
+    # Rejected and failed videos (rows and their stored request media) are purged this many
+    # days after they ended; 0 keeps them forever.
+    failed_retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,11 @@ class UpstreamSettings:
     retries: int = 3
     backoff_base: float = 0.2
     backoff_max: float = 5.0
+    # Let upstream links and redirects reach loopback/private/link-local addresses (sandbox,
+    # tests). Off in production: a hostile link must not reach the internal network.
+    allow_private_links: bool = False
+    # Largest submit or poll answer read from the upstream (bytes).
+    max_answer_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -357,6 +375,14 @@ def _coerce(where: str, hint: Any, raw: Any) -> Any:
     raise SettingsError(f"setting {where} has an unsupported type")  # pragma: no cover
 
 
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#]*@")
+
+
+def mask_password(value: str) -> str:
+    """A URL with its userinfo password replaced by ``****`` (``postgresql://u:****@h/db``)."""
+    return _USERINFO_PASSWORD.sub(r"\1:****@", value)
+
+
 def describe(settings: Settings) -> dict[str, dict[str, Any]]:
     """Every setting and its value, secrets reduced to whether they are set (for check-config)."""
     out: dict[str, dict[str, Any]] = {}
@@ -366,6 +392,7 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
             f.name: (dict(v) if isinstance(v := getattr(section, f.name), Mapping) else v)
             for f in dataclasses.fields(section)
         }
+        out[name] = {k: mask_password(v) if isinstance(v, str) else v for k, v in out[name].items()}
     out["prices"] = {model: dict(entries) for model, entries in settings.prices.items()}
     out["secrets"] = {
         "AIHUBMIX_API_KEY": "set" if settings.aihubmix_api_key else "not set",

@@ -53,6 +53,16 @@ def test_domain_is_pure(path: Path):
     assert not bad, f"{path.name} imports {bad}"
 
 
+@pytest.mark.parametrize("name", ["mp4.py", "images.py"])
+def test_media_checks_are_pure(name: str):
+    """Byte-format checks run on untrusted input: values in, verdicts out, no I/O."""
+    path = PACKAGE / "media" / name
+    names = imports_of(path)
+    bad = {n for n in names if top(n) in IO_LIBRARIES}
+    bad |= {n for n in names if n.startswith("gateway.") and not n.startswith("gateway.media")}
+    assert not bad, f"{path.name} imports {bad}"
+
+
 def test_only_web_app_and_sandbox_import_starlette():
     allowed = ("web", "sandbox")
     for path in PACKAGE.rglob("*.py"):
@@ -70,7 +80,13 @@ def test_lower_layers_never_import_web(layer: str):
 
 @pytest.mark.parametrize("layer", ["services", "web", "domain"])
 def test_concrete_adapters_only_in_app_and_cli(layer: str):
-    concrete = ("gateway.store.sqlite", "gateway.store.postgres", "gateway.sandbox")
+    concrete = (
+        "gateway.store.sqlite",
+        "gateway.store.postgres",
+        "gateway.sandbox",
+        "gateway.upstream.client",  # services speak the upstream port (upstream/port.py)
+        "gateway.upstream.transport",
+    )
     for path in modules(layer):
         assert not any(n.startswith(concrete) for n in imports_of(path)), path
 

@@ -7,9 +7,12 @@ URL scheme. Nothing here knows HTTP or SQL.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
+
+from gateway.errors import OutageTypes
 
 
 class BlobError(Exception):
@@ -25,6 +28,15 @@ class IncompleteBlob(BlobError):
         self.received = received
 
 
+class StorageFailed(BlobError):
+    """The operating system refused a blob operation: disk full (ENOSPC), read-only file
+    system (EROFS), I/O error (EIO) ... ``reason`` is the errno name (a bounded label)."""
+
+    def __init__(self, exc: OSError) -> None:
+        self.reason = errno.errorcode.get(exc.errno or 0, "OSError")
+        super().__init__(f"storage failed: {self.reason} ({exc.strerror or exc})")
+
+
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
     """A stored object: its name (the sha256 hex of its bytes) and size."""
@@ -34,6 +46,9 @@ class BlobInfo:
 
 
 class BlobStore(Protocol):
+    # The driver's exceptions that mean "storage is briefly unavailable" (answered 503).
+    outage_errors: OutageTypes
+
     async def put(self, chunks: AsyncIterable[bytes], *, expected_size: int | None) -> BlobInfo:
         """Store a stream; refuse (``IncompleteBlob``) when its length differs from
         ``expected_size``. A failed or interrupted put never leaves a visible object."""
@@ -54,6 +69,9 @@ class BlobStore(Protocol):
 
     async def check_writable(self) -> None:
         """Raise ``BlobError`` unless an object could be written now (readiness probe)."""
+
+    async def free_bytes(self) -> int | None:
+        """Free space left for objects, or ``None`` when the backend has no such limit (S3)."""
 
     async def close(self) -> None:
         """Release connections and other resources held by the adapter."""

@@ -11,11 +11,13 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import time
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 
-from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob
+from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob, StorageFailed
+from gateway.errors import OutageTypes
 
 READ_CHUNK = 256 * 1024
 WRITE_BUFFER = 256 * 1024
@@ -23,6 +25,8 @@ TEMP_SUFFIX = ".part"
 
 
 class FilesystemBlobStore:
+    outage_errors: OutageTypes = ()  # a local disk is not "briefly" down
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
@@ -42,6 +46,8 @@ class FilesystemBlobStore:
         self._active.add(temp.name)
         try:
             return await self._write(temp, chunks, expected_size)
+        except OSError as exc:  # ENOSPC, EROFS, EIO: a storage error, not a crash
+            raise StorageFailed(exc) from exc
         finally:
             self._active.discard(temp.name)
 
@@ -50,7 +56,9 @@ class FilesystemBlobStore:
     ) -> BlobInfo:
         digest = hashlib.sha256()
         size = 0
-        fh = await asyncio.to_thread(open, temp, "wb")
+        # Opened here, not in a worker thread: a cancellation while a thread opened it would
+        # leave the file open and the temporary file behind. One syscall.
+        fh = open(temp, "wb")  # noqa: ASYNC230, SIM115
         try:
             buffer = bytearray()
             async for chunk in chunks:
@@ -131,6 +139,10 @@ class FilesystemBlobStore:
             await asyncio.to_thread(probe.unlink)
         except OSError as exc:
             raise BlobError(f"blob directory {self.root} is not writable: {exc}") from exc
+
+    async def free_bytes(self) -> int | None:
+        usage = await asyncio.to_thread(shutil.disk_usage, self.root)
+        return usage.free
 
     async def close(self) -> None:
         """Nothing to release: every file is closed when its call returns."""

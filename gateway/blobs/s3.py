@@ -50,9 +50,7 @@ from botocore.exceptions import (
 )
 
 from gateway.blobs.base import BlobError, BlobInfo, IncompleteBlob
-from gateway.errors import register_unavailable
-
-register_unavailable(EndpointConnectionError, ConnectTimeoutError, aiohttp.ClientConnectionError)
+from gateway.errors import OutageTypes
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -78,6 +76,13 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 
 class S3BlobStore:
+    # An endpoint that is briefly unreachable (answered 503 by the web layer).
+    outage_errors: OutageTypes = (
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        aiohttp.ClientConnectionError,
+    )
+
     """Content-addressed blobs in ``bucket`` under ``prefix``.
 
     Credentials not given here come from botocore's chain (``AWS_ACCESS_KEY_ID`` and
@@ -143,6 +148,10 @@ class S3BlobStore:
                 )
                 self._client = await self._exit_stack.enter_async_context(context)
             return self._client
+
+    async def free_bytes(self) -> int | None:
+        """S3 buckets have no free-space figure."""
+        return None
 
     async def close(self) -> None:
         self._client = None

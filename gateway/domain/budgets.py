@@ -107,6 +107,8 @@ class Violation:
         today (UTC), and this request costs $2.31."
         """
         line = self.line
+        if line.scope.scope == "org":  # teams see their own figures, never the organisation's
+            return f"The organization budget is exceeded ({line.window} limit): ask the operator."
         limit = format_usd(line.limit or 0)
         remaining = format_usd(line.remaining or 0)
         adjective = "" if line.window == "total" else f" {WINDOW_ADJECTIVES[line.window]}"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Positions longer than this are past any object we store (and past what ``int`` should parse
+# from a header: Python refuses strings over 4300 digits, and big ones cost time).
+MAX_DIGITS = 19
+
 
 class RangeNotSatisfiable(ValueError):
     """The range lies wholly outside the object: answer 416."""
@@ -41,19 +45,26 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if not first:  # suffix range: the last N bytes
         if not _is_digits(last):
             return None
-        count = int(last)
+        count = _number(last)
         if count == 0 or size == 0:
-            raise RangeNotSatisfiable(header)
+            raise RangeNotSatisfiable(header[:64])
         return ByteRange(max(0, size - count), size)
     if not _is_digits(first) or (last and not _is_digits(last)):
         return None
+    if len(first) > MAX_DIGITS:
+        raise RangeNotSatisfiable(header[:64])
     start = int(first)
-    end = int(last) + 1 if last else size
+    end = _number(last) + 1 if last else size
     if last and end <= start:
         return None
     if start >= size:
-        raise RangeNotSatisfiable(header)
+        raise RangeNotSatisfiable(header[:64])
     return ByteRange(start, min(end, size))
+
+
+def _number(digits: str) -> int:
+    """A position; anything longer than ``MAX_DIGITS`` reads as "beyond any object"."""
+    return int(digits) if len(digits) <= MAX_DIGITS else 10**MAX_DIGITS
 
 
 def _is_digits(text: str) -> bool:

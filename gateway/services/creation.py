@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
+from gateway.blobs.base import BlobError, BlobStore
 from gateway.domain.budgets import BudgetLine, Window, check, scopes_for, window_end
 from gateway.domain.cache_keys import CacheScope, cache_key, is_cacheable
 from gateway.domain.catalog import Catalog, default_catalog
 from gateway.domain.chains import chain_price, is_chained, new_chain
+from gateway.domain.inline_media import MediaRef, inline_media, with_references
 from gateway.domain.pricing import PriceTable, price_of
 from gateway.domain.traffic import TrafficDefaults
 from gateway.domain.video_request import VideoRequest
@@ -28,6 +30,7 @@ from gateway.errors import (
     BudgetExceeded,
     GatewayError,
     OutcomeUnknown,
+    ServiceUnavailable,
     TrafficLimitExceeded,
 )
 from gateway.ids import new_id
@@ -39,14 +42,15 @@ from gateway.store.base import (
     UNKNOWN_OUTCOME_CODE,
     Admission,
     AdmissionPlan,
+    Asset,
     IdempotencyKeyTaken,
     IdempotencyRecord,
     Job,
     KeyRevoked,
     Store,
 )
-from gateway.upstream.client import UpstreamClient, may_have_created
 from gateway.upstream.job import UpstreamJob
+from gateway.upstream.port import Upstream, may_have_created
 
 log = logging.getLogger("gateway.videos")
 
@@ -72,7 +76,7 @@ class CreateService:
     def __init__(
         self,
         store: Store,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         prices: PriceTable,
         jobs: JobSettings,
         cache: CacheSettings,
@@ -85,8 +89,11 @@ class CreateService:
         idempotency_wait_seconds: float = IDEMPOTENCY_WAIT_SECONDS,
         catalog: Catalog | None = None,
         traffic: TrafficDefaults | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self._catalog = catalog or default_catalog()
+        # With a blob store, inline (data:) media are kept there instead of in the job row.
+        self._blobs = blobs
         self._idempotency_wait = idempotency_wait_seconds
         self._events = events or JobEvents()
         self._idempotency_seconds = idempotency_seconds
@@ -161,6 +168,12 @@ class CreateService:
                     plan.idempotency,
                     wait_seconds=self._idempotency_wait,
                 )
+        body = request.to_json()
+        # A chained video's segments are submitted later from the stored request: it keeps its
+        # media inline (docs/security.md).
+        chained = is_chained(request, self._max_each(request))
+        stored, media = (body, []) if chained else await self._offload_media(body)
+        plan = replace(plan, job=replace(plan.job, request=stored))
         try:
             admission = await self._store.admit_job(plan)
         except BudgetExceeded as exc:
@@ -178,6 +191,8 @@ class CreateService:
         except TrafficLimitExceeded as exc:
             self._events.limit_rejected(exc.limit, exc.scope)
             raise
+        if media:
+            await self._store.attach_media(admission.job.id, media, int(self._clock()))
         self._events.admitted(admission.job, admission.outcome)
         if not admission.submit_upstream:
             return admission
@@ -185,7 +200,8 @@ class CreateService:
         if job.chain_json is not None:
             return replace(admission, job=await self._hand_chain_to_runner(job))
         try:
-            accepted = await self._upstream.submit(job.request, request_id=request_id)
+            # What the client sent (inline media included), not the row's references.
+            accepted = await self._upstream.submit(body, request_id=request_id)
         except GatewayError as exc:
             if may_have_created(exc):
                 await self._mark_unknown(job, exc.code)
@@ -202,6 +218,25 @@ class CreateService:
         submitted = await self._record_accepted(job, accepted)
         self._events.submitted(submitted)
         return replace(admission, job=submitted)
+
+    async def _offload_media(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Asset]]:
+        """Move inline media into the blob store; the request as the row keeps it."""
+        found = inline_media(body) if self._blobs is not None else []
+        if not found or self._blobs is None:
+            return body, []
+        refs: list[MediaRef] = []
+        assets: list[Asset] = []
+        for item in found:
+            try:
+                info = await self._blobs.put(_one_chunk(item.data), expected_size=len(item.data))
+            except (BlobError, OSError) as exc:  # a full disk: nothing admitted, retry later
+                log.warning("could not store request media", extra={"error": str(exc)})
+                raise ServiceUnavailable(
+                    "The gateway cannot store this request's media right now; retry shortly."
+                ) from exc
+            refs.append(MediaRef(item.index, info.key, info.size, item.media_type))
+            assets.append(Asset(key=info.key, size=info.size, content_type=item.media_type))
+        return with_references(body, refs), assets
 
     def _plan(
         self,
@@ -354,3 +389,7 @@ class CreateService:
             log.exception("could not mark the outcome unknown", extra={"job_id": job.id})
             marked = None
         self._events.outcome_unknown(marked or job, reason)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -92,6 +92,11 @@ class JobEvents:
                 charged / MICROS
             )
 
+    def blob_failed(self, reason: str) -> None:
+        """A blob store operation failed (``reason``: an errno name such as ENOSPC)."""
+        if self.metrics is not None:
+            self.metrics.blob_errors.labels(reason).inc()
+
     def download_failed(self, job: Job, reason: str, attempt: int) -> None:
         log.warning(
             "download failed", extra={"job_id": job.id, "attempt": attempt, "error": reason}

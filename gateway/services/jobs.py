@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gateway.blobs.base import BlobError, BlobStore, IncompleteBlob
+from gateway.blobs.base import BlobError, BlobStore
 from gateway.domain.budgets import settle_amount
 from gateway.domain.pricing import PriceTable, default_price_table, price_of
 from gateway.domain.schedule import next_delay
@@ -28,12 +28,20 @@ from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.media.probe import UndecodableMedia, probe_blob
 from gateway.services.chains import ChainStep
+from gateway.services.downloads import (
+    DOWNLOAD_CODES,
+    DownloadLimits,
+    download_deadline,
+    failure_reasons,
+    given_up,
+    store_download,
+)
 from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
-from gateway.settings import JobSettings
+from gateway.settings import JobSettings, StorageSettings
 from gateway.store.base import TERMINAL_STATUSES, UNKNOWN_OUTCOME_CODE, Asset, Job, Store
-from gateway.upstream.client import UpstreamClient, UpstreamNotFound
 from gateway.upstream.job import UpstreamJob
+from gateway.upstream.port import LinkRefused, Upstream, UpstreamNotFound
 
 log = logging.getLogger("gateway.jobs")
 
@@ -42,7 +50,6 @@ log = logging.getLogger("gateway.jobs")
 NOT_FOUND_GRACE_POLLS = 5
 # An upstream asking us to wait longer than this is not taken literally.
 MAX_RETRY_AFTER_SECONDS = 600.0
-DEFAULT_CONTENT_TYPES = {"video": "video/mp4", "last_frame": "image/png"}
 
 
 class LeaseLost(Exception):
@@ -57,10 +64,11 @@ class JobRunner:
     def __init__(
         self,
         store: Store,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         blobs: BlobStore,
         settings: JobSettings,
         *,
+        storage: StorageSettings | None = None,
         prices: PriceTable | None = None,
         retention_days: int = 0,
         clock: Callable[[], float] = time.time,
@@ -72,13 +80,21 @@ class JobRunner:
         self._upstream = upstream
         self._blobs = blobs
         self._settings = settings
+        self._storage = storage or StorageSettings()
         self._prices = prices or default_price_table()
         self._retention_days = retention_days
         self._clock = clock
         self.owner = owner or runner_id()
         self._polls = asyncio.Semaphore(settings.poll_concurrency)
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
-        self.maintenance = Maintenance(store, blobs, settings, clock=clock, events=self._events)
+        self.maintenance = Maintenance(
+            store,
+            blobs,
+            settings,
+            clock=clock,
+            events=self._events,
+            purge_after_days=self._storage.failed_retention_days,
+        )
         self._chains = ChainStep(self)
 
     def _unreachable_after(self) -> float:
@@ -270,25 +286,25 @@ class JobRunner:
         if job.deleted_at is not None and not await self._store.live_followers(job.id):
             await self._complete(job, video=None, last_frame=None)  # nobody can fetch it any more
             return
-        expires = (job.upstream_finished_at or now) + self._settings.link_ttl_seconds
+        expires = min(
+            (job.upstream_finished_at or now) + self._settings.link_ttl_seconds,
+            download_deadline(job, self._settings, self._storage),
+        )
         if now >= expires:
-            await self._fail(
-                job,
-                "upstream_link_expired",
-                "The upstream link expired before the video could be stored.",
-            )
+            await self._fail(job, *given_up(job.error_code or ""))
             return
         try:
             if job.attempts == 1 and job.upstream_video_url is None:
                 job = await self._refresh_links(job)  # once; then the /content fallback
             async with self._downloads, self._keeping_lease(job):
-                video = await self._fetch(job, job.upstream_video_url, "video")
+                until = min(now + self._storage.download_timeout_seconds, expires)
+                video = await self._fetch(job, job.upstream_video_url, "video", until)
                 video = await self._probed(job, video)
                 last_frame = None
                 if job.request.get("return_last_frame"):
                     if job.upstream_last_frame_url:
                         last_frame = await self._fetch(
-                            job, job.upstream_last_frame_url, "last_frame"
+                            job, job.upstream_last_frame_url, "last_frame", until
                         )
                     else:
                         log.warning("upstream gave no last frame", extra={"job_id": job.id})
@@ -312,16 +328,14 @@ class JobRunner:
             },
         )
 
-    async def _fetch(self, job: Job, url: str | None, variant: str) -> Asset:
+    async def _fetch(
+        self, job: Job, url: str | None, variant: str, until: float | None = None
+    ) -> Asset:
+        """Stream one file into storage through the size, time and content checks."""
         assert job.upstream_id is not None
-        async with self._upstream.open_content(job.upstream_id, url=url, variant=variant) as resp:
-            length = resp.headers.get("content-length")
-            info = await self._blobs.put(
-                resp.aiter_bytes(),
-                expected_size=int(length) if length and length.isdigit() else None,
-            )
-            content_type = resp.headers.get("content-type", DEFAULT_CONTENT_TYPES[variant])
-        return Asset(key=info.key, size=info.size, content_type=content_type.split(";")[0])
+        limits = DownloadLimits.of(self._storage, variant, until, now=self._clock())
+        async with self._upstream.open_content(job.upstream_id, url=url, variant=variant) as got:
+            return await store_download(got, self._blobs, variant, limits)
 
     async def _probed(self, job: Job, video: Asset) -> Asset:
         """The stored video with the probe's figures; a file that does not decode end to end
@@ -342,23 +356,18 @@ class JobRunner:
             minimum=self._settings.poll_min_seconds,
             maximum=self._settings.poll_max_seconds,
         )
-        reason = (
-            exc.code
-            if isinstance(exc, GatewayError)
-            else ("incomplete" if isinstance(exc, IncompleteBlob) else "storage_error")
-        )
+        reason, blob_reason = failure_reasons(exc)
         self._events.download_failed(job, reason, attempts)
+        if blob_reason is not None:
+            self._events.blob_failed(blob_reason)
         if self._clock() + delay >= expires:
-            await self._fail(
-                job,
-                "upstream_link_expired",
-                "The upstream link expired before the video could be stored.",
-            )
+            await self._fail(job, *given_up(reason))
             return
-        changes: dict[str, Any] = {}
-        if isinstance(exc, UpstreamNotFound):
+        # Remembered (not shown while the job runs) so giving up later names the real cause.
+        changes: dict[str, Any] = {"error_code": reason if reason in DOWNLOAD_CODES else None}
+        if isinstance(exc, UpstreamNotFound | LinkRefused):
             # A signed link that stopped working: fall back to the documented /content path.
-            changes = {"upstream_video_url": None, "upstream_last_frame_url": None}
+            changes |= {"upstream_video_url": None, "upstream_last_frame_url": None}
         await self._reschedule(job, attempts=attempts, extra=changes)
 
     @asynccontextmanager
@@ -434,6 +443,11 @@ class JobRunner:
         changes: dict[str, Any] = {
             "status": "completed",
             "progress": 100,
+            "error_code": None,  # a failed attempt's reason, now moot
+            # Signed links grant access to the upstream's copy and are dead weight once the
+            # video is ours: not kept in the row.
+            "upstream_video_url": None,
+            "upstream_last_frame_url": None,
             "completed_at": int(now),
             "updated_at": int(now),
             "attempts": 0,

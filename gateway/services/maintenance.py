@@ -1,4 +1,6 @@
-"""Periodic housekeeping of stored videos: crash leftovers, orphaned blobs, and retention.
+"""Periodic housekeeping of stored videos: crash leftovers, orphaned blobs, retention, and the
+purge of old failed and rejected jobs (their rows and request media: they cost nothing, so
+without a purge anyone could grow the database by sending requests the upstream refuses).
 
 An orphan is a blob no asset row points at (a crash between storing it and recording it, or a
 delete interrupted halfway). A blob must be seen orphaned on two consecutive sweeps before it is
@@ -31,6 +33,7 @@ class SweepReport:
     videos_expired: int
     blobs_released: int
     idempotency_keys_expired: int = 0
+    jobs_purged: int = 0
 
 
 class Maintenance:
@@ -42,7 +45,9 @@ class Maintenance:
         *,
         clock: Callable[[], float] = time.time,
         events: JobEvents | None = None,
+        purge_after_days: int = 0,
     ) -> None:
+        self._purge_after_seconds = purge_after_days * 86400
         self._events = events or JobEvents()
         self._store = store
         self._blobs = blobs
@@ -53,10 +58,12 @@ class Maintenance:
     async def run(self) -> SweepReport:
         temporary = await self._blobs.sweep_temporary(self._settings.temp_max_age_seconds)
         expired, released = await self._expire()
+        purged, media_released = await self._purge()
+        released += media_released
         orphans = await self._sweep_orphans()
         keys = await self._forget_idempotency_keys()
-        report = SweepReport(temporary, orphans, expired, released, keys)
-        if temporary or orphans or expired:
+        report = SweepReport(temporary, orphans, expired, released, keys, purged)
+        if temporary or orphans or expired or purged:
             log.info(
                 "sweep",
                 extra={
@@ -65,6 +72,7 @@ class Maintenance:
                     "videos_expired": expired,
                     "blobs_released": released,
                     "idempotency_keys_expired": keys,
+                    "jobs_purged": purged,
                 },
             )
         return report
@@ -87,6 +95,18 @@ class Maintenance:
             forgotten += count
             if count < EXPIRY_BATCH:
                 return forgotten
+
+    async def _purge(self) -> tuple[int, int]:
+        if self._purge_after_seconds <= 0:
+            return 0, 0
+        before = int(self._clock() - self._purge_after_seconds)
+        purged = released = 0
+        while True:
+            batch = await self._store.purge_ended_jobs(before, EXPIRY_BATCH)
+            purged += len(batch)
+            released += await self.remove_released(batch)
+            if len(batch) < EXPIRY_BATCH:
+                return purged, released
 
     async def remove_released(self, deletions: list[Deletion]) -> int:
         """Delete the blobs that deleted or expired jobs no longer share with any job."""

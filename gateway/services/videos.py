@@ -1,7 +1,7 @@
 """Video use cases after creation: get (refreshing a stale running job), list, delete, and
 the stored content.
 
-Works over the ports only (``Store``, ``UpstreamClient``, ``BlobStore``); knows nothing of HTTP.
+Works over the ports only (``Store``, ``Upstream``, ``BlobStore``); knows nothing of HTTP.
 Reads never finish a job: they may learn that it finished upstream, but storing the video and
 settling its money is the job runner's work.
 """
@@ -22,7 +22,7 @@ from gateway.services.keys import Principal
 from gateway.services.maintenance import delete_released
 from gateway.settings import JobSettings
 from gateway.store.base import TERMINAL_STATUSES, Asset, Job, Order, Store
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.port import Upstream
 
 log = logging.getLogger("gateway.videos")
 
@@ -59,7 +59,7 @@ class VideoService:
     def __init__(
         self,
         store: Store,
-        upstream: UpstreamClient,
+        upstream: Upstream,
         blobs: BlobStore,
         settings: JobSettings,
         *,

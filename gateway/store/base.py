@@ -6,14 +6,14 @@ Nothing here knows SQL.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
 from gateway.domain.media import MediaFacts
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
-from gateway.errors import register_unavailable
+from gateway.errors import OutageTypes
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
@@ -266,6 +266,9 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
 class Store(Protocol):
     """Everything the gateway keeps. Implementations must be safe for concurrent callers."""
 
+    # The driver's exceptions that mean "the database is briefly unavailable" (answered 503).
+    outage_errors: OutageTypes
+
     async def migrate(self) -> int:
         """Apply pending numbered migrations; return the schema version now in force."""
 
@@ -312,7 +315,8 @@ class Store(Protocol):
     async def list_jobs(
         self, team_id: str, *, after: str | None, limit: int, order: Order
     ) -> tuple[list[Job], bool]:
-        """A page of the team's visible jobs ordered by id, and whether more follow."""
+        """A page of the team's visible jobs ordered by id, and whether more follow; fields a
+        list never renders are not read (``store/listing.py``)."""
 
     async def delete_job(self, job_id: str, team_id: str, now: int) -> Deletion | None:
         """Hide a job from its team (soft delete) and release its assets in one step;
@@ -461,6 +465,12 @@ class Store(Protocol):
     async def expire_idempotency_keys(self, now: float, limit: int) -> int:
         """Forget up to ``limit`` expired Idempotency-Keys; how many were removed."""
 
+    async def attach_media(self, job_id: str, media: Sequence[Asset], now: int) -> None:
+        """The job's stored request refers to these blobs: one reference each, once per job."""
+
+    async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
+        """Delete up to ``limit`` never-charged failed/rejected jobs ended before ``before``."""
+
 
 async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:
     """Open the adapter for ``url``'s scheme (not yet migrated: call ``migrate()``).
@@ -471,11 +481,8 @@ async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 1
     scheme, sep, _ = url.partition("://")
     if sep and scheme == "sqlite":
         # Imported here so a deployment loads only the driver its URL names.
-        import sqlite3
-
         from gateway.store.sqlite import SqliteStore
 
-        register_unavailable(sqlite3.OperationalError)  # "database is locked" and the like
         return await SqliteStore.open(url)
     if sep and scheme in ("postgresql", "postgres"):
         from gateway.store.postgres import PostgresStore

@@ -14,12 +14,16 @@ from typing import Any
 
 import asyncpg
 
+from gateway.errors import OutageTypes
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
+from gateway.store.listing import list_select
 from gateway.store.postgres_db import (
     DEFAULT_POOL_MAX_SIZE,
     DEFAULT_POOL_MIN_SIZE,
     INSERT_JOB,
+    JOB_COLUMN_NAMES,
+    OUTAGE_ERRORS,
     SELECT_JOB,
     VISIBLE_JOB,
     check_postgres_url,
@@ -45,7 +49,12 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
+LIST_JOBS = list_select(JOB_COLUMN_NAMES)
+
+
 class PostgresStore(OutcomeQueries, TrafficQueries):
+    outage_errors: OutageTypes = OUTAGE_ERRORS
+
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""
 
     async def create_team(self, name: str, now: int) -> Team:
@@ -146,7 +155,7 @@ class PostgresStore(OutcomeQueries, TrafficQueries):
             raise ValueError(f"limit must be at least 1, got {limit}")
         if order not in ("asc", "desc"):
             raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
-        sql = f"{SELECT_JOB} WHERE team_id = $1 AND {VISIBLE_JOB}"
+        sql = f"{LIST_JOBS} WHERE team_id = $1 AND {VISIBLE_JOB}"
         parameters: list[Any] = [team_id, limit + 1]
         if after is not None:  # a range on the (team_id, id) index, not a filter
             sql += " AND id < $3" if order == "desc" else " AND id > $3"

@@ -20,11 +20,12 @@ import asyncpg
 import orjson
 
 from gateway.domain.teams import TEAM_NAME_RULE
-from gateway.errors import Conflict, InvalidRequest, NotFound, register_unavailable
+from gateway.errors import Conflict, InvalidRequest, NotFound, OutageTypes
 from gateway.store.base import UPDATABLE_JOB_FIELDS, Job
 from gateway.store.migrations import Migration, latest_version, load_migrations
 
-register_unavailable(
+# asyncpg's exceptions for a database that is briefly unavailable (the store's outage_errors).
+OUTAGE_ERRORS: OutageTypes = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,

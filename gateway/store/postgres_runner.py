@@ -131,6 +131,32 @@ class RunnerQueries(PostgresDatabase):
         )
         return {row[0]: MediaFacts.from_json(row[1]) for row in rows}
 
+    async def attach_media(self, job_id: str, media: Sequence[Asset], now: int) -> None:
+        async with self._transaction() as connection:
+            rows = await connection.fetch(
+                "INSERT INTO job_media (job_id, key) SELECT $1, k FROM unnest($2::text[]) AS k"
+                " ON CONFLICT DO NOTHING RETURNING key",
+                job_id,
+                sorted({asset.key for asset in media}),
+            )
+            added = {row[0] for row in rows}
+            unique = {asset.key: asset for asset in media if asset.key in added}
+            await add_references(connection, list(unique.values()), now)
+
+    async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
+        async with self._transaction() as connection:
+            ids = [row[0] for row in await connection.fetch(_PURGEABLE, before, max(limit, 0))]
+            media = await connection.fetch(
+                "DELETE FROM job_media WHERE job_id = ANY($1::text[]) RETURNING job_id, key", ids
+            )
+            await connection.execute("DELETE FROM jobs WHERE id = ANY($1::text[])", ids)
+            released = await release_assets(connection, [row[1] for row in media])
+        owners = {row[1]: row[0] for row in media if row[1] in released}
+        return [
+            Deletion(job_id, tuple(sorted(k for k, owner in owners.items() if owner == job_id)))
+            for job_id in ids
+        ]
+
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         due = "expires_at IS NOT NULL AND expires_at <= $1 AND deleted_at IS NULL"
         async with self._transaction() as connection:
@@ -159,6 +185,14 @@ class RunnerQueries(PostgresDatabase):
             )
             deletions.append(Deletion(job_id=job_id, released=mine))
         return deletions
+
+
+_PURGEABLE = (
+    "SELECT id FROM jobs j WHERE status IN ('failed', 'rejected') AND completed_at < $1"
+    " AND money_state IN ('none', 'refunded') AND NOT EXISTS (SELECT 1 FROM jobs f WHERE"
+    " f.leader_id = j.id AND f.status NOT IN ('failed', 'rejected')) ORDER BY completed_at"
+    " LIMIT $2 FOR UPDATE SKIP LOCKED"
+)
 
 
 async def release_assets(connection: Connection, keys: Sequence[str | None]) -> set[str]:

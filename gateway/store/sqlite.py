@@ -10,10 +10,13 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from gateway.errors import OutageTypes
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
+from gateway.store.listing import list_select
 from gateway.store.sqlite_db import (
     INSERT_JOB,
+    JOB_COLUMN_NAMES,
     SELECT_JOB,
     VISIBLE_JOB,
     fetchall,
@@ -36,7 +39,12 @@ _SELECT_TEAM = f"SELECT {_TEAM_COLUMNS} FROM teams"  # noqa: S608
 _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 
 
+LIST_JOBS = list_select(JOB_COLUMN_NAMES)
+
+
 class SqliteStore(OutcomeQueries, TrafficQueries):
+    outage_errors: OutageTypes = (sqlite3.OperationalError,)  # "database is locked"
+
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""
 
     async def create_team(self, name: str, now: int) -> Team:
@@ -138,7 +146,7 @@ class SqliteStore(OutcomeQueries, TrafficQueries):
             raise ValueError(f"limit must be at least 1, got {limit}")
         if order not in ("asc", "desc"):
             raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
-        sql = f"{SELECT_JOB} WHERE team_id = ? AND {VISIBLE_JOB}"
+        sql = f"{LIST_JOBS} WHERE team_id = ? AND {VISIBLE_JOB}"
         parameters: list[Any] = [team_id]
         if after is not None:
             sql += " AND id < ?" if order == "desc" else " AND id > ?"

@@ -24,6 +24,13 @@ from gateway.store.sqlite_db import (
 
 _RUNNABLE = "('submitting', 'submit_unknown', 'queued', 'in_progress', 'downloading')"
 _KEYS_PER_QUERY = 500
+# Failed and rejected jobs that ended before $1, were never charged (a charged one counts in
+# usage reports) nor hold money, and lead no job still running.
+PURGEABLE = (
+    "SELECT id FROM jobs j WHERE status IN ('failed', 'rejected') AND completed_at < ?"
+    " AND money_state IN ('none', 'refunded') AND NOT EXISTS (SELECT 1 FROM jobs f WHERE"
+    " f.leader_id = j.id AND f.status NOT IN ('failed', 'rejected')) ORDER BY completed_at"
+)
 
 
 def job_assignments(changes: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
@@ -108,6 +115,12 @@ class RunnerQueries(SqliteDatabase):
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
         return await self._write(_expire_jobs, now, limit)
 
+    async def attach_media(self, job_id: str, media: Sequence[Asset], now: int) -> None:
+        await self._write(_attach_media, job_id, list(media), now)
+
+    async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
+        return await self._write(_purge_ended_jobs, before, limit)
+
 
 # -- run on the connection's thread ---------------------------------------------------------
 
@@ -178,6 +191,33 @@ def _expire_jobs(connection: sqlite3.Connection, now: int, limit: int) -> list[D
         Deletion(job_id=job_id, released=release_assets(connection, [video, last_frame]))
         for job_id, video, last_frame in rows
     ]
+
+
+def _attach_media(
+    connection: sqlite3.Connection, job_id: str, media: list[Asset], now: int
+) -> None:
+    for asset in media:
+        if changed_one(
+            connection,
+            "INSERT INTO job_media (job_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (job_id, asset.key),
+        ):
+            add_reference(connection, asset, now)
+
+
+def _purge_ended_jobs(connection: sqlite3.Connection, before: int, limit: int) -> list[Deletion]:
+    rows = fetchall(connection, f"{PURGEABLE} LIMIT ?", (before, limit))
+    deletions: list[Deletion] = []
+    for (job_id,) in rows:
+        keys = [
+            row[0]
+            for row in fetchall(
+                connection, "DELETE FROM job_media WHERE job_id = ? RETURNING key", (job_id,)
+            )
+        ]
+        connection.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        deletions.append(Deletion(job_id=job_id, released=release_assets(connection, keys)))
+    return deletions
 
 
 def release_assets(connection: sqlite3.Connection, keys: Sequence[str | None]) -> tuple[str, ...]:

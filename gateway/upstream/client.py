@@ -9,14 +9,15 @@ the ``Authorization`` header. Must not import ``web/``, ``services/`` or ``store
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -30,8 +31,13 @@ from gateway.errors import (
     UpstreamQuotaError,
     UpstreamTimeout,
 )
+from gateway.upstream.bodies import AnswerTooLarge, read_capped, read_error_body
 from gateway.upstream.job import UpstreamJob
+from gateway.upstream.outbound import DestinationRefused, Origin
 from gateway.upstream.parsing import MalformedJob, error_message_from_body, parse_job
+from gateway.upstream.port import Download, LinkRefused
+from gateway.upstream.port import UpstreamNotFound as UpstreamNotFound  # re-exported
+from gateway.upstream.port import may_have_created as may_have_created  # re-exported
 from gateway.upstream.retry import (
     RETRY_AFTER_CAP,
     RETRY_AFTER_STATUSES,
@@ -46,19 +52,14 @@ log = logging.getLogger(__name__)
 _VIDEOS: Final = "/v1/videos"
 _JSON: Final = "application/json"
 _MEDIA: Final = "video/mp4, image/*;q=0.9, application/octet-stream;q=0.8, */*;q=0.5"
-_ERROR_BODY_LIMIT: Final = 64 * 1024
+# A submit or poll answer is a small JSON object; anything near this size is not one.
+MAX_ANSWER_BYTES: Final = 4 * 1024 * 1024
 _PATH_SAFE: Final = "-._~!$&'()*+,;=:@"  # RFC 3986 pchar: ids stay verbatim, "/" is escaped
 _QUOTA_WORDS: Final = ("insufficient", "balance", "quota", "recharge", "余额", "额度", "充值")
 _RATE_QUOTA_WORDS: Final = ("insufficient", "balance", "recharge", "余额", "充值")
 _LINK_GONE: Final = frozenset({401, 403, 404, 410})
 _SECRET_RE: Final = re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}")
 _DEFAULT_RATE_LIMIT_WAIT: Final = 1.0
-
-
-class UpstreamNotFound(UpstreamError):
-    """The upstream does not know the job, or a signed download link has expired."""
-
-    default_code = "upstream_job_not_found"
 
 
 class UpstreamObserver(Protocol):
@@ -110,6 +111,7 @@ class UpstreamClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         trusted_hosts: frozenset[str] | None = None,
         observer: UpstreamObserver | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._observer = observer
         self._http = http
@@ -117,7 +119,14 @@ class UpstreamClient:
         self._attempts = max(1, retries)
         self._backoff = Backoff(base=backoff_base, cap=backoff_max)
         self._sleep = sleep
-        self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts or ())
+        self._max_answer_bytes = max_answer_bytes
+        # Who may receive the key: the API's exact origin (scheme, host, port), plus trusted
+        # hosts on the API's scheme and default port.
+        base = Origin.of(http.base_url)
+        default_port = 443 if base.scheme == "https" else 80
+        self._key_origins = frozenset(
+            {base, *(Origin(base.scheme, h.lower(), default_port) for h in trusted_hosts or ())}
+        )
 
     def __repr__(self) -> str:
         return f"UpstreamClient(base_url={str(self._http.base_url)!r}, retries={self._attempts})"
@@ -127,15 +136,15 @@ class UpstreamClient:
     ) -> UpstreamJob:
         """``POST /v1/videos`` with ``body`` as JSON; the accepted job as the upstream sees it."""
         call = _Call(f"POST {_VIDEOS}", idempotent=False, operation="submit")
-        response = await self._send(
+        response, content = await self._exchange(
             call, "POST", _VIDEOS, headers=self._headers(request_id), json=dict(body)
         )
-        self._raise_for_status(response, response.content, call)
-        data = self._json_object(response, call)
+        self._raise_for_status(response, content, call)
+        data = self._json_object(response, content, call)
         try:
             return parse_job(data)
         except MalformedJob as exc:
-            detail = error_message_from_body(response.content) or str(exc)
+            detail = error_message_from_body(content) or str(exc)
             raise UpstreamError(
                 f"AIHubMix accepted {call.what} but its answer carries no job id: "
                 f"{self._redact(detail)}",
@@ -145,11 +154,11 @@ class UpstreamClient:
     async def poll(self, upstream_id: str, *, request_id: str | None = None) -> UpstreamJob:
         """``GET /v1/videos/{id}``; the job keeps the id it was polled with."""
         call = _Call(f"GET {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id, operation="poll")
-        response = await self._send(
+        response, content = await self._exchange(
             call, "GET", _job_path(upstream_id), headers=self._headers(request_id)
         )
-        self._raise_for_status(response, response.content, call)
-        data = self._json_object(response, call)
+        self._raise_for_status(response, content, call)
+        data = self._json_object(response, content, call)
         try:
             job = parse_job(data, fallback_id=upstream_id)
         except MalformedJob as exc:  # pragma: no cover - a fallback id is always given
@@ -161,12 +170,12 @@ class UpstreamClient:
         call = _Call(
             f"DELETE {_VIDEOS}/{{id}}", idempotent=True, job_id=upstream_id, operation="delete"
         )
-        response = await self._send(
+        response, content = await self._exchange(
             call, "DELETE", _job_path(upstream_id), headers=self._headers(request_id)
         )
         if response.status_code in (404, 410):
             return
-        self._raise_for_status(response, response.content, call)
+        self._raise_for_status(response, content, call)
 
     def open_content(
         self,
@@ -175,20 +184,22 @@ class UpstreamClient:
         url: str | None = None,
         variant: str = "video",
         request_id: str | None = None,
-    ) -> AbstractAsyncContextManager[httpx.Response]:
-        """Stream a finished job's video (or its last frame) as a checked 2xx response.
+    ) -> AbstractAsyncContextManager[Download]:
+        """Stream a finished job's video (or its last frame) from a checked 2xx answer.
 
         With ``url`` (a signed link from the poll) that link is fetched, with the API key only
-        when its host is the API's own or a trusted one; without it
+        when its origin is exactly the API's (or a trusted host's); without it
         ``GET /v1/videos/{id}/content`` (``?variant=`` added for anything but ``video``).
-        Redirects are followed; httpx drops the key on a cross-origin hop.
+        Redirects are followed; httpx drops the key on a cross-origin hop, and the transport's
+        outbound policy checks every hop (``LinkRefused``). Failures while streaming arrive
+        from ``Download.chunks`` as ``GatewayError``s.
         """
         return self._stream_content(upstream_id, url, variant, request_id)
 
     @asynccontextmanager
     async def _stream_content(
         self, upstream_id: str, url: str | None, variant: str, request_id: str | None
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[Download]:
         target: httpx.URL | str
         if url is None:
             call = _Call(
@@ -213,18 +224,54 @@ class UpstreamClient:
         )
         try:
             if not response.is_success:
-                body = await _read_error_body(response)
+                body = await read_error_body(response)
                 self._raise_for_status(response, body, call)
-            try:
-                yield response
-            except httpx.RequestError as exc:
-                if _request_of(exc) is not response.request:
-                    raise  # the caller's own httpx traffic, not this download
-                raise self._transport_error(exc, call) from exc
+            length = response.headers.get("content-length", "")
+            yield Download(
+                content_type=response.headers.get("content-type", "").split(";")[0].strip().lower(),
+                length=int(length) if length.isascii() and length.isdigit() else None,
+                chunks=self._chunks(response, call),
+            )
         finally:
             await response.aclose()
 
+    async def _chunks(self, response: httpx.Response, call: _Call) -> AsyncIterator[bytes]:
+        """The body, with httpx's failures translated (the port speaks ``GatewayError``)."""
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.RequestError as exc:
+            raise self._transport_error(exc, call) from exc
+
     # -- the wire ---------------------------------------------------------------------------
+
+    async def _exchange(
+        self,
+        call: _Call,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+    ) -> tuple[httpx.Response, bytes]:
+        """One JSON call: the answer and its body, read up to ``max_answer_bytes`` at most."""
+        response = await self._send(call, method, url, headers=headers, json=json, stream=True)
+        try:
+            return response, await self._read_capped(response, call)
+        finally:
+            await response.aclose()
+
+    async def _read_capped(self, response: httpx.Response, call: _Call) -> bytes:
+        try:
+            body = await read_capped(response, self._max_answer_bytes)
+        except AnswerTooLarge as exc:
+            raise UpstreamError(
+                f"AIHubMix answered {call.what} with more than {exc.limit} bytes",
+                code="upstream_answer_too_large",
+            ) from exc
+        except httpx.RequestError as exc:
+            raise self._transport_error(exc, call) from exc
+        return body
 
     async def _send(
         self,
@@ -243,6 +290,10 @@ class UpstreamClient:
             request = self._http.build_request(method, url, headers=headers, json=json)
             try:
                 response = await self._observed_send(call, request, stream, follow_redirects)
+            except DestinationRefused as exc:
+                raise LinkRefused(
+                    f"the outbound policy refused {call.what}: {exc}"
+                ) from exc  # the same link stays refused: never retried
             except httpx.RequestError as exc:
                 if last or not is_retryable_error(exc, idempotent=call.idempotent):
                     raise self._transport_error(exc, call) from exc
@@ -322,21 +373,17 @@ class UpstreamClient:
         return link
 
     def _may_receive_key(self, url: httpx.URL) -> bool:
-        """The key goes to the API's own host or a trusted one, and never downgraded to http."""
-        base = self._http.base_url
-        if url.scheme == "http" and base.scheme != "http":
-            return False
-        return self._is_own_host(url.host)
-
-    def _is_own_host(self, host: str) -> bool:
-        host = host.lower()
-        return host == self._http.base_url.host.lower() or host in self._trusted_hosts
+        """The key goes only to the API's exact origin (scheme, host and port) or a trusted
+        host's: never to another port of the same host, never downgraded to http."""
+        return Origin.of(url) in self._key_origins
 
     # -- translating answers and failures ---------------------------------------------------
 
-    def _json_object(self, response: httpx.Response, call: _Call) -> Mapping[str, Any]:
+    def _json_object(
+        self, response: httpx.Response, content: bytes, call: _Call
+    ) -> Mapping[str, Any]:
         try:
-            data = response.json()
+            data = json.loads(content)
         except ValueError as exc:
             raise UpstreamError(
                 f"AIHubMix answered {call.what} with HTTP {response.status_code} but not JSON",
@@ -367,7 +414,7 @@ class UpstreamClient:
         status = response.status_code
         said = f": {detail}" if detail else ""
         lowered = detail.lower()
-        if status in _LINK_GONE and not self._is_own_host(response.url.host):
+        if status in _LINK_GONE and not self._may_receive_key(response.url):
             return UpstreamNotFound(
                 f"the upstream's signed download link was refused with HTTP {status}; "
                 "it has probably expired",
@@ -409,7 +456,13 @@ class UpstreamClient:
             )
         return UpstreamError(f"AIHubMix answered {call.what} with HTTP {status}{said}")
 
-    def _transport_error(self, exc: httpx.RequestError, call: _Call) -> GatewayError:
+    def _transport_error(self, exc: httpx.RequestError, call: _Call) -> UpstreamError:
+        """``exc`` in the gateway's terms, saying whether the request may have left."""
+        error = self._translated(exc, call)
+        error.request_sent = not isinstance(exc, _NEVER_SENT)
+        return error
+
+    def _translated(self, exc: httpx.RequestError, call: _Call) -> UpstreamError:
         name = type(exc).__name__
         text = self._redact(str(exc))[:200]
         said = f": {text}" if text and text != name else ""
@@ -437,37 +490,7 @@ class UpstreamClient:
 _NEVER_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def may_have_created(error: GatewayError) -> bool:
-    """Whether a failed ``submit`` may still have created the job upstream: the request was
-    sent and its answer was lost (a timeout or dropped connection after sending, a proxy's
-    504) or arrived unreadable. Errors the upstream answered clearly (4xx, 429, 500/502/503) and
-    failures to connect mean it was not created."""
-    cause = error.__cause__
-    if isinstance(cause, httpx.RequestError):
-        return not isinstance(cause, _NEVER_SENT)
-    return isinstance(error, UpstreamTimeout) or error.code == "upstream_bad_response"
-
-
 def _job_path(upstream_id: str) -> str:
     if not upstream_id:
         raise ValueError("upstream_id must not be empty")
     return f"{_VIDEOS}/{quote(upstream_id, safe=_PATH_SAFE)}"
-
-
-async def _read_error_body(response: httpx.Response) -> bytes:
-    """At most 64 KiB of an error answer; a failure while reading leaves what arrived."""
-    body = bytearray()
-    with suppress(httpx.HTTPError):  # the status code already says what went wrong
-        async with aclosing(cast(AsyncGenerator[bytes, None], response.aiter_bytes())) as chunks:
-            async for chunk in chunks:
-                body += chunk
-                if len(body) >= _ERROR_BODY_LIMIT:
-                    break
-    return bytes(body[:_ERROR_BODY_LIMIT])
-
-
-def _request_of(exc: httpx.RequestError) -> httpx.Request | None:
-    try:
-        return exc.request
-    except RuntimeError:
-        return None

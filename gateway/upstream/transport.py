@@ -12,6 +12,7 @@ repeated only when it certainly never left) is unchanged.
 
 from __future__ import annotations
 
+import io
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -20,6 +21,10 @@ import aiohttp
 import httpx
 from yarl import URL
 
+from gateway.upstream.outbound import DestinationRefused, OutboundPolicy, OutboundRefused
+
+# aiohttp's TOO_LARGE_BYTES_BODY: bigger bodies (data: media) are sent from a file object.
+_RAW_BODY_LIMIT = 1024 * 1024
 # What httpx's own pool does: idle connections are dropped after 5 s.
 KEEPALIVE_EXPIRY = 5.0
 
@@ -34,7 +39,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections: int = 100,
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
         ssl_context: ssl.SSLContext | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
+        # With a policy, every address connected to is checked (outbound.py): connect time.
+        self._policy = policy
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         # The same trust store httpx uses by default (certifi, or SSL_CERT_FILE/SSL_CERT_DIR).
@@ -50,6 +58,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit_per_host=0,
                 keepalive_timeout=self._keepalive_expiry,
                 ssl=self._ssl,
+                resolver=self._policy.resolver() if self._policy is not None else None,
             )
             session = self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -75,6 +84,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._policy is not None:
+            try:
+                self._policy.check_literal(request.url)  # IP literals bypass the resolver
+            except OutboundRefused as exc:
+                raise DestinationRefused(str(exc), request=request) from exc
         session = self._open()
         body = await request.aread()
         try:
@@ -84,7 +98,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=[
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
                 ],
-                data=body or None,
+                # aiohttp warns that big raw bytes block the loop; a file object is streamed.
+                data=(io.BytesIO(body) if len(body) > _RAW_BODY_LIMIT else body) or None,
                 allow_redirects=False,  # httpx follows redirects itself
                 timeout=self._timeout(request.extensions),
             )
@@ -129,6 +144,8 @@ def translate(exc: BaseException, request: httpx.Request) -> httpx.TransportErro
     """The httpx exception httpcore raises for the same failure."""
     message = str(exc) or type(exc).__name__
     error: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, OutboundRefused):
+        return DestinationRefused(str(exc.os_error), request=request)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         error = httpx.ConnectTimeout  # no connection yet: the request never left
     elif isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):

@@ -1,5 +1,9 @@
 """``GET``/``HEAD /v1/videos/{id}/content``: a stored video or last frame, served from our own
-storage with ``ETag``, ``Range`` (206/416), ``If-None-Match`` (304) and constant memory."""
+storage with ``ETag``, ``Range`` (206/416), ``If-None-Match`` (304) and constant memory.
+
+Only ``video/mp4`` and PNG/JPEG/WebP are ever served, always with ``X-Content-Type-Options:
+nosniff`` and as an attachment (``?disposition=inline`` for players), so stored bytes can never
+run as a page in the gateway's origin."""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.domain.ranges import RangeNotSatisfiable, etag_matches, parse_range
 from gateway.errors import InvalidRequest, UnsatisfiableRange, UnsupportedFeature
+from gateway.media.images import IMAGE_TYPES
 from gateway.services.videos import Variant
 from gateway.web.context import authenticate, context
 from gateway.web.rendering import error_response
+
+SERVED_TYPES = frozenset({"video/mp4", *IMAGE_TYPES})
+EXTENSIONS = {"video/mp4": "mp4", "image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 VARIANT_ALIASES: dict[str, Variant] = {
     "video": "video",
@@ -42,10 +50,19 @@ async def download_content(request: Request) -> Response:
     )
     asset = content.asset
     etag = f'"{asset.key}"'
+    media_type = asset.content_type if asset.content_type in SERVED_TYPES else None
+    if media_type is None:  # stored before types were checked: bytes only, never rendered
+        media_type = "video/mp4" if variant == "video" else "application/octet-stream"
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=86400",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": content_disposition(
+            request.path_params["video_id"],
+            EXTENSIONS.get(media_type, "bin"),
+            inline=request.query_params.get("disposition") == "inline",
+        ),
     }
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -68,7 +85,14 @@ async def download_content(request: Request) -> Response:
         headers["Content-Range"] = wanted.content_range(asset.size)
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=asset.content_type)
+        return Response(status_code=status, headers=headers, media_type=media_type)
     return StreamingResponse(
-        content.read(start, end), status_code=status, headers=headers, media_type=asset.content_type
+        content.read(start, end), status_code=status, headers=headers, media_type=media_type
     )
+
+
+def content_disposition(video_id: str, extension: str, *, inline: bool) -> str:
+    """``attachment; filename="<id>.<ext>"``; the id is ours (``video_...``) but is filtered to
+    filename-safe characters all the same."""
+    safe = "".join(c for c in video_id if c.isascii() and (c.isalnum() or c in "-_")) or "video"
+    return f'{"inline" if inline else "attachment"}; filename="{safe}.{extension}"'

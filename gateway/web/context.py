@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
 from gateway.blobs.base import BlobStore
 from gateway.domain.catalog import Catalog
+from gateway.errors import OutageTypes
 from gateway.metrics import Metrics
 from gateway.services.creation import CreateService
 from gateway.services.keys import KeyService, Principal
@@ -26,6 +28,17 @@ class AppContext:
     creator: CreateService
     videos: VideoService
     metrics: Metrics
+
+    @property
+    def outages(self) -> OutageTypes:
+        """The exception types the opened adapters declare as "briefly unavailable"."""
+        return self.store.outage_errors + self.blobs.outage_errors
+
+
+def outages_of(app: Any) -> OutageTypes:
+    """The app's adapters' outage types (none before the lifespan opened them)."""
+    ctx = getattr(getattr(app, "state", None), "context", None)
+    return ctx.outages if isinstance(ctx, AppContext) else ()
 
 
 def context(request: Request) -> AppContext:

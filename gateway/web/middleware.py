@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import ServiceUnavailable, is_unavailable
 from gateway.ids import new_request_id
 from gateway.metrics import Metrics
+from gateway.web.context import outages_of
 from gateway.web.rendering import JSONResponse, error_response
 
 access_log = logging.getLogger("gateway.access")
@@ -64,7 +65,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if not is_unavailable(exc) or answered_at is not None:
+            if not is_unavailable(exc, outages_of(scope.get("app"))) or answered_at is not None:
                 raise
             # The database or storage is briefly down: answer 503 here (handled, not re-raised,
             # so the connection stays healthy) and let the client retry.

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.blobs.base import BlobStore
 from gateway.web.context import context
 from gateway.web.rendering import JSONResponse
 
@@ -21,8 +22,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """The database answers, its schema is current and the blob store takes writes; otherwise
-    503 naming the failing check."""
+    """The database answers, its schema is current and the blob store takes writes and has
+    ``storage.min_free_bytes`` free; otherwise 503 naming the failing check."""
     ctx = context(request)
     store = ctx.store
     checks: dict[str, str] = {}
@@ -32,11 +33,7 @@ async def readyz(request: Request) -> Response:
         checks["migrations"] = "ok" if current == latest else f"at {current}, need {latest}"
     except Exception as exc:  # any failure means not ready; say which check
         checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        await ctx.blobs.check_writable()
-        checks["storage"] = "ok"
-    except Exception as exc:
-        checks["storage"] = f"error: {type(exc).__name__}"
+    checks["storage"] = await storage_check(ctx.blobs, ctx.settings.storage.min_free_bytes)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {
@@ -46,6 +43,19 @@ async def readyz(request: Request) -> Response:
         },
         status_code=200 if ready else 503,
     )
+
+
+async def storage_check(blobs: BlobStore, min_free_bytes: int) -> str:
+    """ "ok", or why the blob store cannot take a video now (unwritable, or too little space
+    left for one: a full disk would fail every download)."""
+    try:
+        await blobs.check_writable()
+        free = await blobs.free_bytes()
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+    if free is not None and free < min_free_bytes:
+        return f"low on space: {free} bytes free, storage.min_free_bytes is {min_free_bytes}"
+    return "ok"
 
 
 async def metrics(request: Request) -> Response:

@@ -123,7 +123,8 @@ def render_video_list(
 
 
 def render_quote(request: VideoRequest, quote: Quote) -> dict[str, Any]:
-    """The dry-run answer: the price and, for every limit that applies, what remains.
+    """The dry-run answer: the price and, for every limit that applies, what remains (for the
+    organisation's limits only whether the request fits).
 
     It has an ``id`` (``quote_...``, never stored) and ``created_at``, so the OpenAI SDK, which
     parses every ``videos.create`` answer as a Video, gives callers no ``None`` id; its
@@ -140,7 +141,9 @@ def render_quote(request: VideoRequest, quote: Quote) -> dict[str, Any]:
         "cost_micros": quote.cost,
         "fits": quote.fits,
         "budgets": [
-            {
+            {"scope": "org", "window": line.window, "fits": line.fits(quote.cost)}
+            if line.scope.scope == "org"  # the organisation's figures are not a team's business
+            else {
                 "scope": line.scope.scope,
                 "scope_id": line.scope.id,
                 "window": line.window,

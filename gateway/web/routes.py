@@ -25,6 +25,7 @@ from gateway.web import (
     ops,
     videos,
 )
+from gateway.web.context import outages_of
 from gateway.web.middleware import unavailable_response
 from gateway.web.rendering import error_response
 
@@ -102,7 +103,7 @@ def _unknown_path_message(path: str) -> str:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    if is_unavailable(exc):
+    if is_unavailable(exc, outages_of(request.app)):
         return unavailable_response()
     log.error("unhandled error", exc_info=exc)
     return error_response(GatewayError("The gateway hit an internal error."))

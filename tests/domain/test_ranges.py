@@ -139,3 +139,12 @@ def test_one_byte_object() -> None:
 )
 def test_etag_matches(header: str | None, matches: bool) -> None:
     assert etag_matches(header, ETAG) is matches
+
+
+def test_positions_longer_than_19_digits_never_reach_int() -> None:
+    huge = "9" * 4400  # int() refuses this many digits: it used to answer 500
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(f"bytes={huge}-", 100)
+    assert parse_range(f"bytes=10-{huge}", 100) == ByteRange(10, 100)
+    assert parse_range(f"bytes=-{huge}", 100) == ByteRange(0, 100)
+    assert parse_range("bytes=0-9999999999999999999", 100) == ByteRange(0, 100)

@@ -25,6 +25,7 @@ from gateway.domain.video_request import VideoRequest
 from gateway.sandbox import Job as SandboxJob
 from gateway.sandbox import SandboxConfig, SandboxState, create_sandbox_app
 from gateway.services.creation import CreateService
+from gateway.services.events import JobEvents
 from gateway.services.jobs import JobRunner
 from gateway.services.keys import Principal
 from gateway.services.videos import VideoService
@@ -166,6 +167,8 @@ async def build_world(
     retention_days: int = 0,
     raise_app_exceptions: bool = True,
     cdn_host: str | None = None,
+    blob_store: type[FilesystemBlobStore] = FilesystemBlobStore,
+    events: JobEvents | None = None,
     **settings: Any,
 ) -> World:
     """Everything wired like ``gateway.app`` wires it, with the network replaced by the sandbox.
@@ -178,7 +181,7 @@ async def build_world(
     store = await SqliteStore.open(f"sqlite:///{root / 'gateway.db'}")
     stack.push_async_callback(store.close)
     await store.migrate()
-    blobs = FilesystemBlobStore(root / "blobs")
+    blobs = blob_store(root / "blobs")
     gate = Gate()
     app = create_sandbox_app(sandbox, clock=clock, sleep=gate)
     http = httpx.AsyncClient(
@@ -201,6 +204,7 @@ async def build_world(
         retention_days=retention_days,
         clock=clock,
         owner="runner-a",
+        events=events,
     )
     return World(
         clock=clock,

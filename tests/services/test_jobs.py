@@ -305,9 +305,10 @@ async def test_job_stuck_submitting_keeps_its_money_after_the_grace_period(world
     with pytest.raises(asyncio.CancelledError):
         await create
     world.gate.open()
-    [job], _ = await world.store.list_jobs(
+    [listed], _ = await world.store.list_jobs(
         world.principal.team_id, after=None, limit=10, order="asc"
     )
+    job = await world.job(listed.id)  # the whole row: lists leave the upstream columns out
     assert (job.status, job.upstream_id, job.next_check_at) == ("submitting", None, T0 + 120)
 
     world.clock.set(T0 + 119.5)

@@ -210,3 +210,28 @@ async def test_deleting_a_video_removes_its_blob_at_once(world: World) -> None:
     assert job.video_asset is not None and len(world.object_files()) == 1
     await world.videos.delete(world.principal, job.id)
     assert world.object_files() == []
+
+
+async def test_sweep_purges_failed_jobs_and_their_media_after_the_retention(
+    world: World,
+) -> None:
+    from gateway.sandbox import FaultRule
+
+    world.sandbox.add_fault(FaultRule(op="create", kind="fail_job"))
+    failed = await world.settle((await world.create()).id)
+    assert failed.status == "failed" and failed.completed_at is not None
+    image = await put(world, b"\x89PNG\r\n\x1a\n an inline first frame")
+    await world.store.attach_media(failed.id, [Asset(image, 30, "image/png")], int(T0))
+    purging = Maintenance(
+        world.store, world.blobs, JobSettings(), clock=world.clock, purge_after_days=30
+    )
+
+    world.clock.set(failed.completed_at + 29 * DAY)
+    assert (await purging.run()).jobs_purged == 0
+    world.clock.set(failed.completed_at + 30 * DAY + 1)
+    report = await purging.run()
+
+    assert (report.jobs_purged, report.blobs_released) == (1, 1)
+    assert await world.store.get_job(failed.id, include_deleted=True) is None
+    assert world.object_files() == []
+    assert (await sweeper(world).run()).jobs_purged == 0  # off unless configured

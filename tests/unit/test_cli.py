@@ -113,3 +113,20 @@ def test_serve_has_no_workers_option(capsys: pytest.CaptureFixture[str]) -> None
         main(["serve", "--workers", "2"])
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --workers" in capsys.readouterr().err
+
+
+def test_check_config_masks_passwords_in_urls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "secret.toml"
+    path.write_text(
+        '[database]\nurl = "postgresql://gw:hunter2@db.internal:5432/gw"\n'
+        '[storage]\ns3_endpoint_url = "https://minio:s3cr@t@minio.internal:9000"\n'
+        "[upstream]\nsandbox = true\n"
+    )
+    code, out, _ = run(capsys, "--config", str(path), "check-config")
+    assert code == 0
+    assert "hunter2" not in out and "s3cr" not in out
+    described = json.loads(out)
+    assert described["database"]["url"] == "postgresql://gw:****@db.internal:5432/gw"
+    assert described["storage"]["s3_endpoint_url"] == "https://minio:****@minio.internal:9000"

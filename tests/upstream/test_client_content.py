@@ -9,6 +9,7 @@ import pytest
 
 from gateway.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.upstream.client import UpstreamClient, UpstreamNotFound
+from gateway.upstream.port import Download
 from tests.upstream.fakes import API_KEY, Script, Sleeps, error_body
 
 MP4 = b"\x00\x00\x00\x18ftypmp42" + b"x" * 5000
@@ -16,8 +17,8 @@ CDN_URL = "https://tos-cn-beijing.volces.com/out/v.mp4?X-Tos-Signature=abc&X-Tos
 
 
 async def read_all(client: UpstreamClient, upstream_id: str, **options: str) -> bytes:
-    async with client.open_content(upstream_id, **options) as response:
-        return b"".join([chunk async for chunk in response.aiter_bytes()])
+    async with client.open_content(upstream_id, **options) as download:
+        return b"".join([chunk async for chunk in download.chunks])
 
 
 async def test_content_endpoint_streams_with_the_key(
@@ -177,8 +178,8 @@ async def test_failure_mid_stream_is_translated(client: UpstreamClient, script: 
     script.add(httpx.Response(200, stream=stream))
     received: list[bytes] = []
     with pytest.raises(UpstreamTimeout) as info:
-        async with client.open_content("cgt-1") as response:
-            async for chunk in response.aiter_bytes():
+        async with client.open_content("cgt-1") as download:
+            async for chunk in download.chunks:
                 received.append(chunk)
     assert received == [b"first chunk"]
     assert isinstance(info.value.__cause__, httpx.ReadTimeout)
@@ -199,7 +200,16 @@ async def test_callers_own_errors_pass_through_untouched(
 
 
 async def test_response_is_closed_after_the_block(client: UpstreamClient, script: Script) -> None:
-    script.add(httpx.Response(200, content=MP4))
-    async with client.open_content("cgt-1") as response:
-        assert response.status_code == 200
-    assert response.is_closed
+    stream = BrokenStream()
+    script.add(httpx.Response(200, stream=stream))
+    async with client.open_content("cgt-1"):
+        assert not stream.closed
+    assert stream.closed
+
+
+async def test_download_speaks_the_gateways_types(client: UpstreamClient, script: Script) -> None:
+    script.add(httpx.Response(200, content=MP4, headers={"content-type": "Video/MP4; codecs=avc1"}))
+    async with client.open_content("cgt-1") as download:
+        assert isinstance(download, Download)
+        assert (download.content_type, download.length) == ("video/mp4", len(MP4))
+        assert b"".join([chunk async for chunk in download.chunks]) == MP4

@@ -1,0 +1,26 @@
+"""What a video list reads: every job column except those a list never renders (signed links,
+lease and cache bookkeeping), which are selected as NULL. A page of 100 rows then does not carry
+100 signed URLs. Shared by both adapters; column names are constants, never input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+UNLISTED_JOB_COLUMNS: Final = frozenset(
+    {
+        "upstream_id",
+        "upstream_video_url",
+        "upstream_last_frame_url",
+        "lease_owner",
+        "cache_key",
+        "video_asset",
+    }
+)
+
+
+def list_select(column_names: Sequence[str]) -> str:
+    """``SELECT ... FROM jobs`` for a list, in ``column_names`` order."""
+    columns = (f"NULL AS {c}" if c in UNLISTED_JOB_COLUMNS else c for c in column_names)
+    return f"SELECT {', '.join(columns)} FROM jobs"  # noqa: S608 - constant column names
