@@ -1,6 +1,7 @@
 """What a video list reads: every job column except those a list never renders (signed links,
-lease and cache bookkeeping), which are selected as NULL. A page of 100 rows then does not carry
-100 signed URLs (the video and last-frame keys stay: lists show both). Shared by both adapters; column names are constants, never input.
+lease and cache bookkeeping), which are selected as NULL, so a page of 100 rows does not carry
+100 signed URLs (the video and last-frame keys stay: lists show both). Shared by both adapters;
+column names are constants, never input.
 """
 
 from __future__ import annotations
