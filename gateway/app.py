@@ -252,6 +252,7 @@ def create_app(
                     store, resources.upstream, resources.blobs, settings.jobs, clock=clock
                 ),
                 metrics=metrics,
+                clock=clock,
             )
             if settings.jobs.runner:
                 runner = build_runner(settings, resources, clock, events)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from gateway.cli_output import print_table as _print_table
 from gateway.domain.budgets import WINDOWS
 from gateway.domain.money import format_usd
 from gateway.settings import Settings
-from gateway.store.base import BudgetLimit, Store
+from gateway.store.base import Store, UsageRow
 
 Action = Callable[[argparse.Namespace, Settings, Store], Awaitable[int]]
 Runner = Callable[[Action], Callable[[argparse.Namespace, Settings], int]]
@@ -80,37 +79,37 @@ def _owner_fields(args: argparse.Namespace) -> dict[str, Any]:
     return {}
 
 
-async def _budgets_set(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.web.admin_money import parse_limit_usd, resolve_target
+ACTOR = "cli"
 
-    target = await resolve_target(store, _owner_fields(args))
-    micros = parse_limit_usd(args.usd, param="--usd")
-    await store.set_limit(
-        BudgetLimit(target.ref.scope, target.ref.id, args.window, micros), int(time.time())
-    )
-    print(f"set {_label(target.ref.scope, target.who)} {args.window} limit: {format_usd(micros)}")
+
+async def _budgets_set(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    from gateway.services.budgets import BudgetService
+
+    fields = {**_owner_fields(args), "window": args.window, "--usd": args.usd}
+    status = await BudgetService(store).set(fields, actor=ACTOR, param="--usd")
+    print(f"set {status.target.label} {args.window} limit: {format_usd(status.limit)}")
     return 0
 
 
 async def _budgets_show(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.web.admin_money import budget_report, limits_matching
+    from gateway.services.budgets import BudgetService
+    from gateway.web.money_json import render_budgets
 
-    limits = await limits_matching(store, _owner_fields(args))
-    report = await budget_report(store, limits, time.time())
+    statuses = await BudgetService(store).show(_owner_fields(args))
     if args.json:
-        _print_json(report)
+        _print_json(render_budgets(statuses))
         return 0
     rows = [
         (
-            item["scope"],
-            _who(item),
-            item["window"],
-            format_usd(item["limit_micros"]),
-            format_usd(item["spent_micros"]),
-            format_usd(item["reserved_micros"]),
-            format_usd(item["remaining_micros"]),
+            status.target.ref.scope,
+            status.target.who,
+            status.window,
+            format_usd(status.limit),
+            format_usd(status.line.spent),
+            format_usd(status.line.reserved),
+            format_usd(status.remaining),
         )
-        for item in report["data"]
+        for status in statuses
     ]
     _print_table(BUDGET_COLUMNS, rows, text_columns=3)
     return 0
@@ -118,31 +117,35 @@ async def _budgets_show(args: argparse.Namespace, settings: Settings, store: Sto
 
 async def _budgets_clear(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.errors import NotFound
-    from gateway.web.admin_money import resolve_target
+    from gateway.services.budgets import BudgetService
 
-    target = await resolve_target(store, _owner_fields(args))
-    label = _label(target.ref.scope, target.who)
-    if not await store.clear_limit(target.ref.scope, target.ref.id, args.window):
+    fields = {**_owner_fields(args), "window": args.window}
+    cleared = await BudgetService(store).clear(fields, actor=ACTOR)
+    label = cleared.target.label
+    if not cleared.cleared:
         raise NotFound(f"no {args.window} limit for {label}")
     print(f"cleared {label} {args.window} limit")
     return 0
 
 
 async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    from gateway.web.admin_money import usage_report
+    from gateway.services.usage import usage_report
+    from gateway.web.money_json import render_usage
 
     report = await usage_report(store, args.team, args.since, args.by)
     if args.json:
-        _print_json(report)
+        _print_json(render_usage(report))
         return 0
-    rows = [_usage_cells(item["group"], item) for item in report["data"]]
-    rows.append(_usage_cells("total", report["totals"]))
+    rows = [_usage_cells(row) for row in report.rows]
+    rows.append(_usage_cells(report.totals))
     _print_table(USAGE_COLUMNS, rows, text_columns=1)
     return 0
 
 
 async def _audit(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    problems = await store.audit()
+    from gateway.services.usage import audit_report
+
+    problems = (await audit_report(store)).problems
     if not problems:
         print(AUDIT_CLEAN)
         return 0
@@ -152,24 +155,13 @@ async def _audit(args: argparse.Namespace, settings: Settings, store: Store) -> 
     return 1
 
 
-def _usage_cells(group: str, item: dict[str, Any]) -> tuple[str, ...]:
+def _usage_cells(row: UsageRow) -> tuple[str, ...]:
     return (
-        group,
-        format_usd(item["spent_micros"]),
-        format_usd(item["reserved_micros"]),
-        format_usd(item["refunded_micros"]),
-        str(item["videos"]),
-        str(item["seconds"]),
-        format_usd(item["saved_micros"]),
+        row.group,
+        format_usd(row.spent),
+        format_usd(row.reserved),
+        format_usd(row.refunded),
+        str(row.videos),
+        str(row.seconds),
+        format_usd(row.saved),
     )
-
-
-def _who(item: dict[str, Any]) -> str:
-    """What one passes back on the command line: the team's name, the key's id, or "org"."""
-    if item["scope"] == "team":
-        return str(item["name"] or item["scope_id"])
-    return str(item["scope_id"])
-
-
-def _label(scope: str, who: str) -> str:
-    return "org" if scope == "org" else f"{scope} {who}"

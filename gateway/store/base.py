@@ -238,6 +238,32 @@ class Deletion:
 # error.code of a job whose submit outcome was unknown (while unknown, and once settled).
 UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What an operator browses jobs by (every field optional; all given must match).
+    ``created_from``/``created_to``: Unix seconds, ``to`` exclusive. Deleted jobs never."""
+
+    team_id: str | None = None
+    key_id: str | None = None
+    model: str | None = None
+    statuses: tuple[str, ...] = ()
+    created_from: int | None = None
+    created_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One movement of money for one scope (see the ``ledger`` table)."""
+
+    kind: str
+    scope: str
+    scope_id: str
+    reserved_delta: int
+    spent_delta: int
+    created_at: float
+
+
 # Columns a job update may change (everything but identity and ownership).
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
     {
@@ -470,6 +496,16 @@ class Store(Protocol):
 
     async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
         """Delete up to ``limit`` never-charged failed/rejected jobs ended before ``before``."""
+
+    # Browsing (the operator's dashboard)
+    async def find_jobs(
+        self, where: JobFilter, *, before: str | None, limit: int
+    ) -> tuple[list[Job], bool]:
+        """A page of jobs across teams matching ``where``, newest first (ids below ``before``),
+        and whether more follow. Rejected and deleted jobs are left out."""
+
+    async def ledger_lines(self, job_id: str) -> list[LedgerLine]:
+        """The job's money movements in the order they happened."""
 
 
 async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:

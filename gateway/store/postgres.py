@@ -18,6 +18,7 @@ from gateway.errors import OutageTypes
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
 from gateway.store.listing import list_select
+from gateway.store.postgres_browse import BrowseQueries
 from gateway.store.postgres_db import (
     DEFAULT_POOL_MAX_SIZE,
     DEFAULT_POOL_MIN_SIZE,
@@ -52,7 +53,7 @@ _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 LIST_JOBS = list_select(JOB_COLUMN_NAMES)
 
 
-class PostgresStore(OutcomeQueries, TrafficQueries):
+class PostgresStore(OutcomeQueries, TrafficQueries, BrowseQueries):
     outage_errors: OutageTypes = OUTAGE_ERRORS
 
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""

@@ -14,6 +14,7 @@ from gateway.errors import OutageTypes
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Deletion, Job, Order, Team
 from gateway.store.listing import list_select
+from gateway.store.sqlite_browse import BrowseQueries
 from gateway.store.sqlite_db import (
     INSERT_JOB,
     JOB_COLUMN_NAMES,
@@ -42,7 +43,7 @@ _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 LIST_JOBS = list_select(JOB_COLUMN_NAMES)
 
 
-class SqliteStore(OutcomeQueries, TrafficQueries):
+class SqliteStore(OutcomeQueries, TrafficQueries, BrowseQueries):
     outage_errors: OutageTypes = (sqlite3.OperationalError,)  # "database is locked"
 
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ class AppContext:
     creator: CreateService
     videos: VideoService
     metrics: Metrics
+    clock: Callable[[], float] = time.time  # the app's injected clock, for use cases
 
     @property
     def outages(self) -> OutageTypes:
