@@ -197,6 +197,18 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    # Serve the operator's dashboard at /dashboard (it is off anyway without an admin token).
+    enabled: bool = True
+    # How long a dashboard sign-in lasts before the session cookie expires.
+    session_hours: float = 12.0
+    # Let a team key sign in as that team's read-only lead (sees only its own team).
+    team_leads: bool = True
+    # "Near their deadline": unfinished jobs this close to jobs.deadline_seconds are listed.
+    near_deadline_seconds: float = 1800.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -209,6 +221,7 @@ class Settings:
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     # USD per second by model and resolution ("720p", "720p_with_video"): [prices] in TOML.
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_PRICES_USD)
     aihubmix_api_key: Secret = Secret("")  # noqa: RUF009 (immutable)

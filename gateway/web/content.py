@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.domain.ranges import RangeNotSatisfiable, etag_matches, parse_range
 from gateway.errors import InvalidRequest, UnsatisfiableRange, UnsupportedFeature
 from gateway.media.images import IMAGE_TYPES
-from gateway.services.videos import Variant
+from gateway.services.videos import StoredContent, Variant
 from gateway.web.context import authenticate, context
 from gateway.web.rendering import error_response
 
@@ -48,6 +48,12 @@ async def download_content(request: Request) -> Response:
     content = await context(request).videos.content(
         principal, request.path_params["video_id"], variant
     )
+    return stored_response(request, content, variant)
+
+
+def stored_response(request: Request, content: StoredContent, variant: Variant) -> Response:
+    """``content`` as a response honouring ``Range``, ``If-Range`` and ``If-None-Match``
+    (also used by the dashboard's player)."""
     asset = content.asset
     etag = f'"{asset.key}"'
     media_type = asset.content_type if asset.content_type in SERVED_TYPES else None

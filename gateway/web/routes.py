@@ -26,6 +26,7 @@ from gateway.web import (
     videos,
 )
 from gateway.web.context import outages_of
+from gateway.web.dashboard import dashboard_mount
 from gateway.web.middleware import unavailable_response
 from gateway.web.rendering import error_response
 
@@ -62,6 +63,7 @@ ROUTES: list[BaseRoute] = [
     Route("/healthz", ops.healthz, methods=["GET"]),
     Route("/readyz", ops.readyz, methods=["GET"]),
     Route("/metrics", ops.metrics, methods=["GET"]),
+    dashboard_mount(),  # last: never in the way of /v1 (docs/dashboard.md)
 ]
 
 
