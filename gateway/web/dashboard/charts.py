@@ -41,7 +41,7 @@ def count_bars(counts: dict[str, int], order: tuple[str, ...] = ()) -> list[Bar]
     return [
         Bar(
             key.replace("_", " "),
-            f"{counts[key]} jobs",
+            f"{counts[key]} job{'' if counts[key] == 1 else 's'}",
             _width(counts[key] / largest if largest else 0),
             "none",
         )
