@@ -1,0 +1,52 @@
+"""Dashboard session cookies and CSRF tokens: signed, expiring, tied to the admin token."""
+
+from __future__ import annotations
+
+from gateway.web.dashboard.auth import _next
+from gateway.web.dashboard.session import Signer
+
+
+def test_a_session_round_trips_until_it_expires() -> None:
+    signer = Signer("admin-token")
+    session, cookie = signer.issue("lead", now=1000, lifetime=60, team_id="team_a", key_id="key_a")
+    assert signer.read(cookie, now=1059) == session
+    assert signer.read(cookie, now=1060) is None
+    assert session.team_id == "team_a" and not session.is_admin
+
+
+def test_a_new_admin_token_signs_everyone_out() -> None:
+    _, cookie = Signer("old-token").issue("admin", now=0, lifetime=60)
+    assert Signer("new-token").read(cookie, now=1) is None
+
+
+def test_tampering_is_detected() -> None:
+    signer = Signer("admin-token")
+    _, cookie = signer.issue("lead", now=0, lifetime=60, team_id="team_a", key_id="k")
+    forged_payload = Signer("admin-token").issue("admin", now=0, lifetime=60)[1].split(".")[0]
+    assert signer.read(forged_payload + "." + cookie.split(".")[1], now=1) is None
+    for bad in ("", "a", "a.b.c", "!!!.???", None):
+        assert signer.read(bad, now=1) is None
+
+
+def test_csrf_tokens_belong_to_one_nonce() -> None:
+    signer = Signer("admin-token")
+    token = signer.csrf_token("nonce-1")
+    assert signer.csrf_ok("nonce-1", token)
+    assert not signer.csrf_ok("nonce-2", token)
+    assert not signer.csrf_ok(None, token)
+    assert not signer.csrf_ok("nonce-1", None)
+    assert not signer.csrf_ok("nonce-1", token + "x")
+
+
+def test_after_sign_in_only_dashboard_paths() -> None:
+    assert _next("/dashboard/videos?status=failed") == "/dashboard/videos?status=failed"
+    for hostile in (
+        None,
+        "",
+        "https://evil.example/",
+        "//evil.example/dashboard/",
+        "/v1/videos",
+        "/dashboard",
+        "/dashboard/\\evil",
+    ):
+        assert _next(hostile) == "/dashboard/"
