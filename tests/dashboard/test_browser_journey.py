@@ -158,12 +158,8 @@ def check_playback(page: Page, base: str, video_id: str) -> None:
     stored = page.request.get(f"{base}/dashboard/videos/{video_id}/content").body()
     if b"moov" in top_level_boxes(stored):
         page.evaluate("document.querySelector('video#player').play()")
-        page.wait_for_function(
-            "document.querySelector('video#player').currentTime > 0.3", timeout=20_000
-        )
+        wait_for(lambda: page.evaluate("document.querySelector('video#player').currentTime") > 0.3)
     else:
         page.evaluate("document.querySelector('video#player').load()")
-        page.wait_for_function(
-            "document.querySelector('video#player').error !== null", timeout=20_000
-        )
+        wait_for(lambda: page.evaluate("document.querySelector('video#player').error !== null"))
         assert page.evaluate("document.querySelector('video#player').error.code") == 4
