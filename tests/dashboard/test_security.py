@@ -215,3 +215,28 @@ def _escaped(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;").replace("<", "&lt;")
     )
+
+
+def test_hostile_form_bodies_are_refused_before_they_are_buffered(
+    gateway: GatewayHandle, http: httpx.Client
+) -> None:
+    form = http.get("/dashboard/signin")
+    token = csrf_of(form.text)
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded"}
+    huge = http.post("/dashboard/signin", content=b"token=" + b"a" * 200_000, headers=urlencoded)
+    assert huge.status_code == 413
+
+    def endless() -> Iterator[bytes]:  # no Content-Length: refused once 64 KiB have arrived
+        for _ in range(1000):
+            yield b"a" * 8192
+
+    streamed = http.post("/dashboard/signin", content=endless(), headers=urlencoded)
+    assert streamed.status_code == 413
+    as_json = http.post("/dashboard/signin", json={"token": ADMIN_TOKEN, "csrf": token})
+    assert as_json.status_code == 415
+    many = "&".join(f"f{n}=x" for n in range(100))
+    assert http.post("/dashboard/signin", content=many, headers=urlencoded).status_code == 400
+    assert COOKIE not in http.cookies
+    # A repeated field keeps its first value: the token cannot be smuggled in second.
+    twice = f"csrf={token}&token=wrong&token={ADMIN_TOKEN}"
+    assert http.post("/dashboard/signin", content=twice, headers=urlencoded).status_code == 401

@@ -12,12 +12,19 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from gateway.errors import AuthenticationFailed, GatewayError, NotFound
+from gateway.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    UnsupportedMediaType,
+)
+from gateway.web.body import read_limited
 from gateway.web.context import context
 from gateway.web.dashboard.render import render
 from gateway.web.dashboard.session import COOKIE, PRE_COOKIE, Session, Signer, new_nonce
@@ -25,6 +32,7 @@ from gateway.web.dashboard.session import COOKIE, PRE_COOKIE, Session, Signer, n
 Page = Callable[[Request], Awaitable[Response]]
 PREFIX = "/dashboard"
 FORM_LIMIT = 64 * 1024
+FORM_FIELDS = 50
 
 
 class DashboardOff(NotFound):
@@ -106,12 +114,23 @@ def admin_only(page: Page) -> Page:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The urlencoded form (cached on the request; at most ``FORM_LIMIT`` bytes of fields)."""
+    """The urlencoded form, read once (cached on the request) and bounded: at most
+    ``FORM_LIMIT`` bytes (413 past that, before buffering more) and ``FORM_FIELDS`` fields.
+    A field given twice keeps its first value."""
     cached = getattr(request.state, "form", None)
     if isinstance(cached, dict):
         return cached
-    form = await request.form(max_files=0, max_fields=50, max_part_size=FORM_LIMIT)
-    fields = {name: value for name, value in form.items() if isinstance(value, str)}
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Dashboard forms are sent as application/x-www-form-urlencoded.")
+    raw = await read_limited(request, FORM_LIMIT)
+    try:
+        pairs = parse_qsl(raw.decode(), keep_blank_values=True, max_num_fields=FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("The form could not be read.", code="invalid_form") from exc
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
     request.state.form = fields
     return fields
 
