@@ -74,6 +74,7 @@ def test_filters_narrow_and_bad_filters_are_explained(
     for params, message in (
         ({"team": "nobody"}, "No team named &#39;nobody&#39;."),
         ({"from": "yesterday"}, "from must be a date YYYY-MM-DD."),
+        ({"status": "bogus"}, "status must be one of queued, in_progress, completed, failed."),
     ):
         page = http.get("/dashboard/videos", params=params)
         assert page.status_code == 200

@@ -50,3 +50,22 @@ def test_after_sign_in_only_dashboard_paths() -> None:
         "/dashboard/\\evil",
     ):
         assert _next(hostile) == "/dashboard/"
+
+
+def test_numbers_carry_their_units() -> None:
+    from gateway.web.dashboard.render import format_bytes, format_duration, format_percent
+
+    assert [format_bytes(n) for n in (None, 5, 65_536, 3 * 1024**2)] == [
+        "—",
+        "5 B",
+        "64.0 KiB",
+        "3.0 MiB",
+    ]
+    assert [format_duration(s) for s in (None, 42.4, 200, 7500, 3600)] == [
+        "—",
+        "42 s",
+        "3 min 20 s",
+        "2 h 5 min",
+        "1 h",
+    ]
+    assert (format_percent(None), format_percent(0.0312)) == ("—", "3.1 %")

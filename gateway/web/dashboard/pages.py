@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,10 +80,9 @@ async def videos(request: Request) -> Response:
     ctx = context(request)
     params = request.query_params
     errors: list[str] = []
-    teams = await ctx.store.list_teams()
+    all_teams = await ctx.store.list_teams()
     lead_team = scope_team(request)
-    if lead_team is not None:
-        teams = [t for t in teams if t.id == lead_team]
+    teams = [t for t in all_teams if lead_team is None or t.id == lead_team]
     team_ids = {t.name: t.id for t in teams}
     team_id = lead_team
     if params.get("team") and lead_team is None:
@@ -90,7 +90,10 @@ async def videos(request: Request) -> Response:
         if team_id is None:
             errors.append(f"No team named {params['team']!r}.")
     keys = await ctx.store.list_keys(lead_team)
-    statuses = STATUS_FILTERS.get(params.get("status", ""), ())
+    status = params.get("status") or ""
+    if status and status not in STATUS_FILTERS:
+        errors.append(f"status must be one of {', '.join(STATUS_FILTERS)}.")
+    statuses = STATUS_FILTERS.get(status, ())
     where = JobFilter(
         team_id=team_id,
         key_id=params.get("key") or None,
@@ -105,12 +108,12 @@ async def videos(request: Request) -> Response:
         jobs, more = await ctx.store.find_jobs(
             where, before=params.get("before") or None, limit=PAGE_SIZE
         )
-    names = {t.id: t.name for t in await ctx.store.list_teams()}
+    names = {t.id: t.name for t in all_teams}
     key_names = {k.id: k.name or k.prefix for k in keys}
     next_query = None
     if more and jobs:
         kept = [(k, v) for k, v in params.multi_items() if k != "before" and v]
-        next_query = "&".join(f"{k}={_q(v)}" for k, v in [*kept, ("before", jobs[-1].id)])
+        next_query = urlencode([*kept, ("before", jobs[-1].id)])
     return render(
         request,
         "videos.html",
@@ -210,9 +213,3 @@ def _request_lines(request: dict[str, Any] | Any, limit: int = 300) -> list[tupl
             (name, text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)")
         )
     return lines
-
-
-def _q(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")

@@ -70,13 +70,17 @@ def format_percent(share: float | None) -> str:
 
 
 def format_bytes(size: int | None) -> str:
+    """"—" when unknown; "512 B", "64.0 KiB", "1.5 MiB", "2.0 GiB"."""
     if size is None:
         return "—"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size = size / 1024  # type: ignore[assignment]
-    return f"{size} B"
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
 
 
 def format_time(timestamp: float | None) -> str:
