@@ -240,3 +240,20 @@ def test_hostile_form_bodies_are_refused_before_they_are_buffered(
     # A repeated field keeps its first value: the token cannot be smuggled in second.
     twice = f"csrf={token}&token=wrong&token={ADMIN_TOKEN}"
     assert http.post("/dashboard/signin", content=twice, headers=urlencoded).status_code == 401
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy(gateway: GatewayHandle) -> None:
+    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (its default forwarded_allow_ips).
+    with httpx.Client(base_url=gateway.url, headers={"X-Forwarded-Proto": "https"}) as http:
+        form = http.get("/dashboard/signin")
+        [pre] = form.headers.get_list("set-cookie")
+        assert "; secure" in pre.lower()
+        # httpx keeps Secure cookies for https:// URLs: hand it back the way a browser would.
+        response = http.post(
+            "/dashboard/signin",
+            data={"csrf": csrf_of(form.text), "token": ADMIN_TOKEN},
+            headers={"Cookie": pre.split(";")[0]},
+        )
+    assert response.status_code == 303
+    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(COOKIE + "=")]
+    assert "; secure" in cookie.lower()
