@@ -208,7 +208,7 @@ def _key_service(store: Store) -> Any:
 
 
 async def _teams_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    team = await _key_service(store).create_team(args.name)
+    team = await _key_service(store).create_team(args.name, actor="cli")
     print(f"created team {team.name} ({team.id})")
     return 0
 
@@ -226,7 +226,7 @@ async def _teams_list(args: argparse.Namespace, settings: Settings, store: Store
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    key, plaintext = await _key_service(store).create_key(args.team, args.name)
+    key, plaintext = await _key_service(store).create_key(args.team, args.name, actor="cli")
     print(f"created key {key.id} for team {args.team}; shown once, store it now", file=sys.stderr)
     print(plaintext)
     return 0
@@ -263,7 +263,7 @@ async def _keys_list(args: argparse.Namespace, settings: Settings, store: Store)
 
 
 async def _keys_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    await _key_service(store).revoke_key(args.key_id)
+    await _key_service(store).revoke_key(args.key_id, actor="cli")
     print(f"revoked key {args.key_id}")
     return 0
 

@@ -6,6 +6,7 @@ database stays the truth; a revoke in this process clears the cache at once).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from gateway.domain.api_keys import generate_key, hash_key, is_well_formed
 from gateway.domain.teams import team_name_problem
 from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gateway.store.base import ApiKey, Store, Team
+
+# Who changed teams and keys, one line each (budgets log to the same logger: services/budgets.py).
+audit_log = logging.getLogger("gateway.audit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +76,17 @@ class KeyService:
         self._cache[key_hash] = (now + self._cache_seconds, key)
         return key
 
-    async def create_team(self, name: str) -> Team:
+    async def create_team(self, name: str, *, actor: str = "unknown") -> Team:
         problem = team_name_problem(name)
         if problem is not None:
             raise InvalidRequest(problem, param="name")
-        return await self._store.create_team(name, int(self._clock()))
+        team = await self._store.create_team(name, int(self._clock()))
+        audit_log.info("team created", extra={"actor": actor, "team_id": team.id, "team": name})
+        return team
 
-    async def create_key(self, team_name: str, name: str = "") -> tuple[ApiKey, str]:
+    async def create_key(
+        self, team_name: str, name: str = "", *, actor: str = "unknown"
+    ) -> tuple[ApiKey, str]:
         """Create a key for a team; returns the stored key and the plaintext (shown once)."""
         team = await self._store.team_by_name(team_name)
         if team is None:
@@ -91,9 +99,14 @@ class KeyService:
             prefix=new.prefix,
             now=int(self._clock()),
         )
+        audit_log.info(
+            "key created",
+            extra={"actor": actor, "team_id": team.id, "key_id": key.id, "prefix": key.prefix},
+        )
         return key, new.plaintext
 
-    async def revoke_key(self, key_id: str) -> None:
+    async def revoke_key(self, key_id: str, *, actor: str = "unknown") -> None:
         if not await self._store.revoke_key(key_id, int(self._clock())):
             raise NotFound(f"No active key with id {key_id!r}.", param="key_id")
         self._cache.clear()
+        audit_log.info("key revoked", extra={"actor": actor, "key_id": key_id})

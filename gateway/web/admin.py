@@ -68,7 +68,7 @@ def render_key(key: ApiKey) -> dict[str, Any]:
 async def create_team(request: Request) -> Response:
     require_admin(request)
     data = await read_json_object(request)
-    team = await context(request).keys.create_team(_string_field(data, "name"))
+    team = await context(request).keys.create_team(_string_field(data, "name"), actor="admin-api")
     return JSONResponse(render_team(team), status_code=201)
 
 
@@ -82,7 +82,7 @@ async def create_key(request: Request) -> Response:
     require_admin(request)
     data = await read_json_object(request)
     key, plaintext = await context(request).keys.create_key(
-        _string_field(data, "team"), _string_field(data, "name", required=False)
+        _string_field(data, "team"), _string_field(data, "name", required=False), actor="admin-api"
     )
     return JSONResponse({**render_key(key), "key": plaintext}, status_code=201)
 
@@ -103,5 +103,5 @@ async def list_keys(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     require_admin(request)
     key_id = request.path_params["key_id"]
-    await context(request).keys.revoke_key(key_id)
+    await context(request).keys.revoke_key(key_id, actor="admin-api")
     return JSONResponse({"id": key_id, "object": "api_key", "revoked": True})

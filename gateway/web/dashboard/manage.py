@@ -33,7 +33,7 @@ async def teams(request: Request) -> Response:
 async def create_team(request: Request) -> Response:
     form = await read_form(request)
     try:
-        team = await context(request).keys.create_team(form.get("name", ""))
+        team = await context(request).keys.create_team(form.get("name", ""), actor=ACTOR)
     except GatewayError as exc:
         return await _teams_page(request, error=exc.message, status=exc.status)
     return await _teams_page(request, notice=f"Created team {team.name}.", status=201)
@@ -44,7 +44,7 @@ async def create_key(request: Request) -> Response:
     form = await read_form(request)
     try:
         key, plaintext = await context(request).keys.create_key(
-            form.get("team", ""), form.get("name", "")
+            form.get("team", ""), form.get("name", ""), actor=ACTOR
         )
     except GatewayError as exc:
         return await _teams_page(request, error=exc.message, status=exc.status)
@@ -56,7 +56,7 @@ async def create_key(request: Request) -> Response:
 @admin_only
 async def revoke_key(request: Request) -> Response:
     try:
-        await context(request).keys.revoke_key(request.path_params["key_id"])
+        await context(request).keys.revoke_key(request.path_params["key_id"], actor=ACTOR)
     except GatewayError as exc:
         return await _teams_page(request, error=exc.message, status=exc.status)
     return RedirectResponse(f"{PREFIX}/teams?revoked=1", 303)

@@ -70,7 +70,7 @@ def format_percent(share: float | None) -> str:
 
 
 def format_bytes(size: int | None) -> str:
-    """"—" when unknown; "512 B", "64.0 KiB", "1.5 MiB", "2.0 GiB"."""
+    """ "—" when unknown; "512 B", "64.0 KiB", "1.5 MiB", "2.0 GiB"."""
     if size is None:
         return "—"
     if size < 1024:
