@@ -257,3 +257,12 @@ def test_the_cookie_is_secure_behind_a_tls_proxy(gateway: GatewayHandle) -> None
     assert response.status_code == 303
     [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(COOKIE + "=")]
     assert "; secure" in cookie.lower()
+
+
+def test_repeated_failed_sign_ins_are_throttled(gateway: GatewayHandle, http: httpx.Client) -> None:
+    for _ in range(10):
+        assert sign_in(http, "guess").status_code == 401
+    refused = sign_in(http, ADMIN_TOKEN)  # even the right token waits now
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text
+    assert COOKIE not in http.cookies

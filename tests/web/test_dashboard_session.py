@@ -69,3 +69,21 @@ def test_numbers_carry_their_units() -> None:
         "1 h",
     ]
     assert (format_percent(None), format_percent(0.0312)) == ("—", "3.1 %")
+
+
+def test_the_sign_in_throttle_counts_failures_per_address_in_a_window() -> None:
+    from gateway.web.dashboard.throttle import SignInThrottle
+
+    now = [1000.0]
+    throttle = SignInThrottle(limit=3, window=60, monotonic=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") is None
+        throttle.failed("10.0.0.1")
+        now[0] += 1
+    assert throttle.retry_after("10.0.0.1") == 57.0  # the first failure ages out at 1060
+    assert throttle.retry_after("10.0.0.2") is None  # another address is not affected
+    now[0] = 1060.0
+    assert throttle.retry_after("10.0.0.1") is None
+    throttle.failed("10.0.0.1")
+    throttle.succeeded("10.0.0.1")  # a success forgets the failures
+    assert throttle.retry_after("10.0.0.1") is None

@@ -28,6 +28,7 @@ from gateway.web.body import read_limited
 from gateway.web.context import context
 from gateway.web.dashboard.render import render
 from gateway.web.dashboard.session import COOKIE, PRE_COOKIE, Session, Signer, new_nonce
+from gateway.web.dashboard.throttle import SignInThrottle
 
 Page = Callable[[Request], Awaitable[Response]]
 PREFIX = "/dashboard"
@@ -154,6 +155,16 @@ async def signin_form(request: Request) -> Response:
 async def signin(request: Request) -> Response:
     sign = signer(request)
     ctx = context(request)
+    address = request.client.host if request.client else "unknown"
+    wait = throttle(request).retry_after(address)
+    if wait is not None:
+        minutes = max(1, round(wait / 60))
+        return _signin_page(
+            request,
+            sign,
+            error=f"Too many failed sign-ins from your address: try again in {minutes} min.",
+            status=429,
+        )
     form = await read_form(request)
     if not sign.csrf_ok(request.cookies.get(PRE_COOKIE), form.get("csrf")):
         return _signin_page(request, sign, error="The sign-in form expired: try again.", status=403)
@@ -162,20 +173,33 @@ async def signin(request: Request) -> Response:
     now = ctx.clock()
     if hmac.compare_digest(token.encode(), str(ctx.settings.admin_token).encode()):
         _, cookie = sign.issue("admin", now=now, lifetime=lifetime)
-    elif ctx.settings.dashboard.team_leads and token.startswith("gw-"):
-        try:
-            principal = await ctx.keys.authenticate(f"Bearer {token}")
-        except AuthenticationFailed:
+    else:
+        principal = None
+        if ctx.settings.dashboard.team_leads and token.startswith("gw-"):
+            try:
+                principal = await ctx.keys.authenticate(f"Bearer {token}")
+            except AuthenticationFailed:
+                principal = None
+        if principal is None:
+            throttle(request).failed(address)
             return _signin_page(request, sign, error="That token is not valid.", status=401)
         _, cookie = sign.issue(
             "lead", now=now, lifetime=lifetime, team_id=principal.team_id, key_id=principal.key_id
         )
-    else:
-        return _signin_page(request, sign, error="That token is not valid.", status=401)
+    throttle(request).succeeded(address)
     response = RedirectResponse(_next(form.get("next")), 303)
     _set_cookie(request, response, COOKIE, cookie, max_age=int(lifetime))
     response.delete_cookie(PRE_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response
+
+
+def throttle(request: Request) -> SignInThrottle:
+    """This app's sign-in throttle (one per process, made on first use)."""
+    current = getattr(request.app.state, "dashboard_throttle", None)
+    if not isinstance(current, SignInThrottle):
+        current = SignInThrottle()
+        request.app.state.dashboard_throttle = current
+    return current
 
 
 @signed_in
