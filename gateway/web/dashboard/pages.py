@@ -32,6 +32,8 @@ STATUS_FILTERS: dict[str, tuple[str, ...]] = {
 LIVE_ORDER = ("queued", "running", "awaiting_download")
 STATUS_ORDER = ("submitting", "queued", "in_progress", "downloading", "completed", "failed")
 CACHE_ORDER = ("miss", "hit", "coalesced", "bypass", "none")
+# Whether the Jobs page offers charge/refund buttons for unknown outcomes (the resolve route).
+RESOLVE_READY = False
 
 
 def overview_service(request: Request) -> OverviewService:
@@ -170,8 +172,17 @@ async def video_content(request: Request) -> Response:
 
 @signed_in
 async def jobs(request: Request) -> Response:
+    return await jobs_page(request)
+
+
+async def jobs_page(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+    """The Jobs page, with an error from a failed resolution or a notice of a done one."""
     service = overview_service(request)
     attention = await service.needs_attention(scope_team(request))
+    notice = None
+    for word in ("charged", "refunded"):
+        if request.query_params.get(word):
+            notice = f"Video {request.query_params[word]} {word}."
     return render(
         request,
         "jobs.html",
@@ -180,8 +191,11 @@ async def jobs(request: Request) -> Response:
             "deadline_of": service.deadline_of,
             "now": context(request).clock(),
             "public": PUBLIC_STATUS,
-            "resolve_ready": False,
+            "resolve_ready": RESOLVE_READY,
+            "error": error,
+            "notice": notice,
         },
+        status=status,
     )
 
 
