@@ -36,15 +36,11 @@ FORM_LIMIT = 64 * 1024
 FORM_FIELDS = 50
 
 
-class DashboardOff(NotFound):
-    pass
-
-
 def signer(request: Request) -> Signer:
     """The signer for this app's admin token; raises when the dashboard is off."""
     settings = context(request).settings
     if not settings.dashboard.enabled or not settings.admin_token:
-        raise DashboardOff("Unknown path.", code="unknown_url")
+        raise NotFound(f"Unknown path {request.url.path}.", code="unknown_url")  # as if absent
     cached = getattr(request.app.state, "dashboard_signer", None)
     if not isinstance(cached, Signer):
         cached = Signer(str(settings.admin_token))
