@@ -31,6 +31,20 @@ class JobStats:
         return self.upstream_failed / self.upstream_finished
 
 
+def hourly(jobs: Iterable[Any], now: float, hours: int = 24) -> list[tuple[int, int]]:
+    """(created, failed) per hour for the last ``hours`` hours, oldest first: the shape of a
+    day at a glance (a failure counts in the hour its job was created)."""
+    buckets = [[0, 0] for _ in range(hours)]
+    for job in jobs:
+        age = now - job.created_at
+        if 0 <= age < hours * 3600:
+            bucket = buckets[hours - 1 - int(age // 3600)]
+            bucket[0] += 1
+            if job.status == "failed":
+                bucket[1] += 1
+    return [(created, failed) for created, failed in buckets]
+
+
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """The nearest-rank percentile (no interpolation: an observed value); None when empty."""
     if not values:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.domain.budgets import ORG_ID, BudgetLine, ScopeRef, Window
-from gateway.domain.job_stats import JobStats, job_stats
+from gateway.domain.job_stats import JobStats, hourly, job_stats
 from gateway.store.base import Job, JobFilter, Store, Team
 
 DAY = 86_400.0
@@ -42,6 +42,7 @@ class Overview:
     teams: list[Spend]
     org: Spend | None  # None in a team lead's view
     last_24h: JobStats
+    per_hour: list[tuple[int, int]]  # (created, failed), oldest hour first
     live: dict[str, int]  # queued, running, awaiting_download (whole gateway, or the team's)
     stats_truncated: bool
 
@@ -96,6 +97,7 @@ class OverviewService:
             teams=[s for s in spends if s.ref.scope == "team"],
             org=next((s for s in spends if s.ref.scope == "org"), None),
             last_24h=stats,
+            per_hour=hourly(recent, now),
             live=live,
             stats_truncated=more,
         )

@@ -62,11 +62,16 @@ def test_an_operator_session_end_to_end(browser: Browser, gateway: GatewayHandle
     assert key.startswith("gw-")
     page.get_by_label("For").select_option("team:studio")
     page.get_by_label("Window").select_option("month")
-    page.get_by_label("Limit (USD)").fill("25")
+    page.get_by_label("Limit (USD)").fill("1.30")
     page.get_by_role("button", name="Set budget").click()
     expect(page.get_by_role("status")).to_have_text(
-        "Set the month budget of team studio to $25.00."
+        "Set the month budget of team studio to $1.30."
     )
+    page.get_by_label("For").select_option("team:studio")
+    page.get_by_label("Window").select_option("day")
+    page.get_by_label("Limit (USD)").fill("1.20")
+    page.get_by_role("button", name="Set budget").click()
+    expect(page.get_by_role("status")).to_have_text("Set the day budget of team studio to $1.20.")
     page.reload()  # the key is shown only on the page that created it
     assert key not in page.content()
     # The same validation as the API: a negative limit is refused with its message.
@@ -94,7 +99,8 @@ def test_an_operator_session_end_to_end(browser: Browser, gateway: GatewayHandle
     for video in (first, second, third):
         wait_for(lambda v=video: gateway.job(v.id).status == "completed")
 
-    # The overview now counts them, and the studio's month bar measures against its budget.
+    # The overview now counts them; the studio's bars measure against its budgets: $1.13 is
+    # 87 % of the month's $1.30 (amber) and 94 % of the day's $1.20 (red).
     page.get_by_role("link", name="Overview").click()
     expect(page.locator("#jobs-24h")).to_have_text("3 jobs")
     cached = int(page.locator("#cache-hits").inner_text().split()[0]) + int(
@@ -102,7 +108,11 @@ def test_an_operator_session_end_to_end(browser: Browser, gateway: GatewayHandle
     )
     assert cached == 1
     month = page.get_by_role("img", name="Spend this month per team against each monthly budget")
-    expect(month).to_contain_text(re.compile(r"studio — \$[0-9.]+ of \$25\.00 \(\d+ %\)"))
+    expect(month).to_contain_text("studio — $1.13 of $1.30 (87 %)")
+    expect(month.locator("rect.fill")).to_have_class("fill warn")
+    day = page.get_by_role("img", name="Spend today per team against each daily budget")
+    expect(day).to_contain_text("studio — $1.13 of $1.20 (94 %)")
+    expect(day.locator("rect.fill")).to_have_class("fill over")
     expect(page.locator("#p95")).to_have_text(re.compile(r"^\d+ s$"))
     shoot(page, "overview")
 

@@ -66,3 +66,21 @@ def test_budget_levels_turn_amber_then_red() -> None:
     assert usage_level(usage_share(90, 100)) == "over"
     assert usage_level(usage_share(150, 100)) == "over"
     assert usage_share(0, 0) == 1.0 and usage_share(1, 0) == math.inf
+
+
+def test_hourly_buckets_put_each_job_in_its_creation_hour() -> None:
+    from gateway.domain.job_stats import hourly
+
+    now = 100_000.0
+    jobs = [
+        job("completed", created_at=int(now) - 10),  # this hour
+        job("failed", created_at=int(now) - 3_599),  # this hour
+        job("completed", created_at=int(now) - 3_600),  # the hour before
+        job("failed", created_at=int(now) - 23 * 3_600 - 1),  # the oldest hour
+        job("completed", created_at=int(now) - 24 * 3_600),  # too old
+        job("completed", created_at=int(now) + 5),  # from the future (clock skew): left out
+    ]
+    buckets = hourly(jobs, now)
+    assert len(buckets) == 24
+    assert buckets[-1] == (2, 1) and buckets[-2] == (1, 0) and buckets[0] == (1, 1)
+    assert sum(created for created, _ in buckets) == 4

@@ -51,3 +51,32 @@ def count_bars(counts: dict[str, int], order: tuple[str, ...] = ()) -> list[Bar]
 
 def _width(share: float) -> float:
     return round(max(0.0, min(1.0, share)) * WIDTH, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    x: float
+    height: float  # all jobs created that hour
+    failed_height: float
+    label: str  # for people: "14:00 UTC: 12 jobs, 1 failed"
+
+
+COLUMNS_HEIGHT = 60
+
+
+def hourly_columns(buckets: list[tuple[int, int]], end_hour: int) -> list[Column]:
+    """One column per hour (``end_hour`` is the UTC hour of the last), failures drawn over it."""
+    tallest = max((created for created, _ in buckets), default=0) or 1
+    step = WIDTH / max(1, len(buckets))
+    columns = []
+    for index, (created, failed) in enumerate(buckets):
+        hour = (end_hour - (len(buckets) - 1 - index)) % 24
+        columns.append(
+            Column(
+                x=round(index * step, 1),
+                height=round(created / tallest * COLUMNS_HEIGHT, 1),
+                failed_height=round(failed / tallest * COLUMNS_HEIGHT, 1),
+                label=f"{hour:02d}:00 UTC: {created} job{'' if created == 1 else 's'}, {failed} failed",
+            )
+        )
+    return columns

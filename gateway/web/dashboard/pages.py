@@ -18,7 +18,13 @@ from gateway.store.base import Job, JobFilter
 from gateway.web.content import content_variant, stored_response
 from gateway.web.context import context
 from gateway.web.dashboard.auth import session_of, signed_in
-from gateway.web.dashboard.charts import WIDTH, count_bars, spend_bar
+from gateway.web.dashboard.charts import (
+    COLUMNS_HEIGHT,
+    WIDTH,
+    count_bars,
+    hourly_columns,
+    spend_bar,
+)
 from gateway.web.dashboard.render import render
 from gateway.web.dashboard.timeline import timeline
 
@@ -73,6 +79,8 @@ async def overview(request: Request) -> Response:
             "status_bars": count_bars(stats.by_status, STATUS_ORDER),
             "cache_bars": count_bars(stats.by_cache, CACHE_ORDER),
             "stats": stats,
+            "columns": hourly_columns(data.per_hour, int(data.now // 3600) % 24),
+            "columns_height": COLUMNS_HEIGHT,
         },
     )
 
