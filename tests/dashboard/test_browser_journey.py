@@ -64,9 +64,7 @@ def test_an_operator_session_end_to_end(browser: Browser, gateway: GatewayHandle
     page.get_by_label("Window").select_option("month")
     page.get_by_label("Limit (USD)").fill("1.30")
     page.get_by_role("button", name="Set budget").click()
-    expect(page.get_by_role("status")).to_have_text(
-        "Set the month budget of team studio to $1.30."
-    )
+    expect(page.get_by_role("status")).to_have_text("Set the month budget of team studio to $1.30.")
     page.get_by_label("For").select_option("team:studio")
     page.get_by_label("Window").select_option("day")
     page.get_by_label("Limit (USD)").fill("1.20")
