@@ -133,7 +133,6 @@ def test_an_operator_session_end_to_end(browser: Browser, gateway: GatewayHandle
 
     page.get_by_role("link", name="Jobs").click()
     expect(page.get_by_role("heading", name="Jobs that need a person")).to_be_visible()
-    shoot(page, "jobs")
 
     # Revoking the key in the browser: the SDK's next create is refused.
     page.get_by_role("link", name="Teams & budgets").click()

@@ -33,6 +33,7 @@ FORMS = [
     "/dashboard/budgets",
     "/dashboard/budgets/clear",
     "/dashboard/signout",
+    "/dashboard/jobs/video_x/resolve",
 ]
 
 

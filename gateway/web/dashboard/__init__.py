@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 
-from gateway.web.dashboard import auth, manage, pages
+from gateway.web.dashboard import auth, manage, outcomes, pages
 from gateway.web.dashboard.security import SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
@@ -42,6 +42,7 @@ def dashboard_mount() -> Mount:
             Route("/videos/{video_id}", pages.video, methods=["GET"]),
             Route("/videos/{video_id}/content", pages.video_content, methods=["GET", "HEAD"]),
             Route("/jobs", pages.jobs, methods=["GET"]),
+            Route("/jobs/{video_id}/resolve", outcomes.resolve, methods=["POST"]),
             Route("/static/dashboard.css", stylesheet, methods=["GET"]),
         ]
     )

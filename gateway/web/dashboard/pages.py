@@ -39,7 +39,7 @@ LIVE_ORDER = ("queued", "running", "awaiting_download")
 STATUS_ORDER = ("submitting", "queued", "in_progress", "downloading", "completed", "failed")
 CACHE_ORDER = ("miss", "hit", "coalesced", "bypass", "none")
 # Whether the Jobs page offers charge/refund buttons for unknown outcomes (the resolve route).
-RESOLVE_READY = False
+RESOLVE_READY = True
 
 
 def overview_service(request: Request) -> OverviewService:
