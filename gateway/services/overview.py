@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from gateway.domain.budgets import ORG_ID, BudgetLine, ScopeRef, Window
 from gateway.domain.job_stats import JobStats, hourly, job_stats
-from gateway.store.base import Job, JobFilter, Store, Team
+from gateway.store.base import Job, Store, Team
+from gateway.store.browsing import JobFilter
 
 DAY = 86_400.0
 RECENT_LIMIT = 5_000  # jobs read for the 24 h stats (a busier day is summarised from these)

@@ -14,6 +14,7 @@ from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
 from gateway.domain.media import MediaFacts
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
 from gateway.errors import OutageTypes
+from gateway.store.browsing import BrowseStore
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
@@ -239,31 +240,6 @@ class Deletion:
 UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """What an operator browses jobs by (every field optional; all given must match).
-    ``created_from``/``created_to``: Unix seconds, ``to`` exclusive. Deleted jobs never."""
-
-    team_id: str | None = None
-    key_id: str | None = None
-    model: str | None = None
-    statuses: tuple[str, ...] = ()
-    created_from: int | None = None
-    created_to: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerLine:
-    """One movement of money for one scope (see the ``ledger`` table)."""
-
-    kind: str
-    scope: str
-    scope_id: str
-    reserved_delta: int
-    spent_delta: int
-    created_at: float
-
-
 # Columns a job update may change (everything but identity and ownership).
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
     {
@@ -289,7 +265,7 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
 )
 
 
-class Store(Protocol):
+class Store(BrowseStore, Protocol):
     """Everything the gateway keeps. Implementations must be safe for concurrent callers."""
 
     # The driver's exceptions that mean "the database is briefly unavailable" (answered 503).
@@ -496,16 +472,6 @@ class Store(Protocol):
 
     async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
         """Delete up to ``limit`` never-charged failed/rejected jobs ended before ``before``."""
-
-    # Browsing (the operator's dashboard)
-    async def find_jobs(
-        self, where: JobFilter, *, before: str | None, limit: int
-    ) -> tuple[list[Job], bool]:
-        """A page of jobs across teams matching ``where``, newest first (ids below ``before``),
-        and whether more follow. Rejected and deleted jobs are left out."""
-
-    async def ledger_lines(self, job_id: str) -> list[LedgerLine]:
-        """The job's money movements in the order they happened."""
 
 
 async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.store.base import Job, JobFilter, LedgerLine
+from gateway.store.base import Job
+from gateway.store.browsing import JobFilter, LedgerLine
 from gateway.store.postgres_db import SELECT_JOB, VISIBLE_JOB, PostgresDatabase, job_from_row
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.store.base import ApiKey, JobFilter, Store
+from gateway.store.base import ApiKey, Store
+from gateway.store.browsing import JobFilter
 
 from .test_money_contract import PRICE, T, admit, run_to_completion
 

@@ -14,7 +14,8 @@ from gateway.errors import NotFound
 from gateway.services.keys import Principal
 from gateway.services.overview import OverviewService
 from gateway.services.videos import PUBLIC_STATUS
-from gateway.store.base import Job, JobFilter
+from gateway.store.base import Job
+from gateway.store.browsing import JobFilter
 from gateway.web.content import content_variant, stored_response
 from gateway.web.context import context
 from gateway.web.dashboard.auth import session_of, signed_in

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.domain.money import format_usd
-from gateway.store.base import Job, LedgerLine
+from gateway.store.base import Job
+from gateway.store.browsing import LedgerLine
 
 
 @dataclass(frozen=True, slots=True)
