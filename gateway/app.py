@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from gateway.app_webhooks import check_webhook_settings, open_webhooks
 from gateway.blobs.base import BlobStore, open_blob_store
 from gateway.domain.catalog import Catalog, default_catalog
 from gateway.domain.pricing import PriceTable, missing_prices, price_table_from_config
@@ -28,6 +29,7 @@ from gateway.services.events import JobEvents
 from gateway.services.jobs import JobRunner
 from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
+from gateway.services.webhook_delivery import WebhookDeliverer
 from gateway.settings import Settings, SettingsError, UpstreamSettings
 from gateway.store.base import Store, open_store
 from gateway.upstream.client import UpstreamClient
@@ -152,6 +154,7 @@ def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
         raise SettingsError("requests.idempotency_hours must be at least 24 (clients retry late)")
     check_ranges(settings)
     check_upstream(settings)
+    check_webhook_settings(settings)
     return catalog, prices
 
 
@@ -228,6 +231,9 @@ def create_app(
             )
             app.state.sandbox_url = resources.sandbox_url
             store = resources.store
+            webhooks, deliverer = open_webhooks(
+                settings, store, stack, metrics=metrics, clock=clock
+            )
             app.state.context = AppContext(
                 settings=settings,
                 catalog=catalog,
@@ -253,10 +259,13 @@ def create_app(
                 ),
                 metrics=metrics,
                 clock=clock,
+                webhooks=webhooks,
             )
             if settings.jobs.runner:
                 runner = build_runner(settings, resources, clock, events)
                 await stack.enter_async_context(running(runner))
+                if deliverer is not None:
+                    await stack.enter_async_context(running(deliverer, "webhook-deliverer"))
             yield
 
     return Starlette(
@@ -276,7 +285,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         metrics = Metrics(CollectorRegistry(), team_labels=settings.metrics.team_labels)
         resources = await open_resources(settings, stack, start_sandbox=False, metrics=metrics)
         log.info("job runner started", extra={"upstream": settings.upstream_name})
-        await build_runner(settings, resources, events=JobEvents(metrics)).run(stop)
+        _, deliverer = open_webhooks(settings, resources.store, stack, metrics=metrics)
+        async with AsyncExitStack() as delivering:
+            if deliverer is not None:
+                await delivering.enter_async_context(running(deliverer, "webhook-deliverer"))
+            await build_runner(settings, resources, events=JobEvents(metrics)).run(stop)
 
 
 def _shown_url(settings: Settings) -> str:
@@ -286,10 +299,13 @@ def _shown_url(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def running(runner: JobRunner) -> AsyncIterator[None]:
-    """Run the job runner in the background; on exit, stop it and let it drain."""
+async def running(
+    runner: JobRunner | WebhookDeliverer, name: str = "job-runner"
+) -> AsyncIterator[None]:
+    """Run a background loop (the job runner, the webhook deliverer); on exit, stop it and let
+    it drain."""
     stop = asyncio.Event()
-    task = asyncio.create_task(runner.run(stop), name="job-runner")
+    task = asyncio.create_task(runner.run(stop), name=name)
     try:
         yield
     finally:

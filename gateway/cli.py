@@ -1,5 +1,5 @@
-"""The ``gateway`` command: serve, sandbox, migrate, check-config, teams, keys, and (from
-``gateway.cli_money``) budgets, usage and audit.
+"""The ``gateway`` command: serve, sandbox, migrate, check-config, teams, keys, (from
+``gateway.cli_money``) budgets, usage and audit, and (from ``gateway.cli_webhooks``) webhooks.
 
 Flags fill the same ``Settings`` the config file and environment do. Commands that manage
 teams, keys and budgets talk to the database directly, so they work without a running server.
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_jobs, cli_limits, cli_money
+from gateway import cli_jobs, cli_limits, cli_money, cli_webhooks
 from gateway.cli_output import print_json, print_table, utc_time
 from gateway.domain.teams import TEAM_NAME_RULE
 from gateway.errors import GatewayError
@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_money.register(sub, _run)
     cli_jobs.register(sub, _run)
     cli_limits.register(sub, _run)
+    cli_webhooks.register(sub, _run)
     _accept_config_anywhere(parser)
     return parser
 

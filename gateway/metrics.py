@@ -28,6 +28,7 @@ from prometheus_client import (
 )
 
 from gateway import __version__
+from gateway.metrics_webhooks import WebhookMetrics
 from gateway.store.base import MetricsSnapshot
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -276,6 +277,7 @@ class Metrics:
         )
         for state in JOB_STATES:
             self.jobs_current.labels(state)
+        self.webhooks = WebhookMetrics(registry)
 
     def apply(self, shared: MetricsSnapshot) -> None:
         """Set the database-derived gauges from a fresh snapshot."""

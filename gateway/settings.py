@@ -1,6 +1,6 @@
 """One frozen ``Settings``: built-in defaults, then a TOML file, then ``GATEWAY_<SECTION>__<KEY>``.
 
-Secrets (``AIHUBMIX_API_KEY``, ``GATEWAY_ADMIN_TOKEN``) come only from the environment and are
+Secrets (``AIHUBMIX_API_KEY``, ``GATEWAY_ADMIN_TOKEN``, ``GATEWAY_WEBHOOK_SECRET_KEY``) come only from the environment and are
 never printed (their ``repr`` is masked). This is the only module that reads the environment;
 everything else receives a ``Settings``.
 """
@@ -93,8 +93,8 @@ class UpstreamSettings:
     retries: int = 3
     backoff_base: float = 0.2
     backoff_max: float = 5.0
-    # Let upstream links and redirects reach loopback/private/link-local addresses (sandbox,
-    # tests). Off in production: a hostile link must not reach the internal network.
+    # Let upstream links, redirects and webhook URLs reach loopback/private/link-local addresses
+    # (sandbox, tests). Off in production: a hostile link must not reach the internal network.
     allow_private_links: bool = False
     # Largest submit or poll answer read from the upstream (bytes).
     max_answer_bytes: int = 4 * 1024 * 1024
@@ -172,6 +172,30 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    # Deliver queued webhook events from this process (wherever the job runner runs).
+    deliver: bool = True
+    # Events not delivered this long after they were queued are given up (OpenAI: 72 h).
+    max_age_hours: float = 72.0
+    # Consecutive failed attempts (any event) after which an endpoint is disabled.
+    disable_after_failures: int = 100
+    # Retry back-off: first delay, doubling per attempt, capped; each delay jittered in its upper half.
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    # One delivery request: connect + send + answer, in seconds (redirects are never followed).
+    timeout_seconds: float = 10.0
+    # Deliveries in flight at once: per endpoint across every replica, and per process.
+    concurrency_per_endpoint: int = 4
+    concurrency: int = 32
+    # How long a process owns a claimed delivery (must exceed timeout_seconds).
+    lease_seconds: float = 60.0
+    # How long an idle deliverer waits before looking for due deliveries again.
+    idle_seconds: float = 1.0
+    # Endpoints a team may register.
+    max_endpoints_per_team: int = 10
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     # Port of the in-process sandbox when it starts with `gateway serve` (0 = any free port).
     port: int = 0
@@ -220,12 +244,15 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     log: LogSettings = field(default_factory=LogSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     # USD per second by model and resolution ("720p", "720p_with_video"): [prices] in TOML.
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_PRICES_USD)
     aihubmix_api_key: Secret = Secret("")  # noqa: RUF009 (immutable)
     admin_token: Secret = Secret("")  # noqa: RUF009 (immutable)
+    # Fernet keys (comma separated, newest first) that encrypt webhook signing secrets at rest.
+    webhook_secret_key: Secret = Secret("")  # noqa: RUF009 (immutable)
 
     @property
     def use_sandbox(self) -> bool:
@@ -278,6 +305,7 @@ def load_settings(
         ),
         aihubmix_api_key=Secret(env.get("AIHUBMIX_API_KEY", "")),
         admin_token=Secret(env.get("GATEWAY_ADMIN_TOKEN", "")),
+        webhook_secret_key=Secret(env.get("GATEWAY_WEBHOOK_SECRET_KEY", "")),
     )
 
 
@@ -410,6 +438,7 @@ def describe(settings: Settings) -> dict[str, dict[str, Any]]:
     out["secrets"] = {
         "AIHUBMIX_API_KEY": "set" if settings.aihubmix_api_key else "not set",
         "GATEWAY_ADMIN_TOKEN": "set" if settings.admin_token else "not set",
+        "GATEWAY_WEBHOOK_SECRET_KEY": "set" if settings.webhook_secret_key else "not set",
     }
     out["upstream_in_use"] = {"upstream": settings.upstream_name}
     return out

@@ -15,13 +15,13 @@ from gateway.domain.media import MediaFacts
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
 from gateway.errors import OutageTypes
 from gateway.store.browsing import BrowseStore
+from gateway.store.webhook_records import WebhookStore
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
 # but not yet in our storage; ``submit_unknown`` is one the upstream may or may not have
 # created (a lost answer, a crash between send and record): its reservation stays counted
-# until evidence, an operator or the deadline settles it. None of these four is ever shown as
-# such to clients.
+# until evidence, an operator or the deadline settles it. Clients never see these four as such.
 JobStatus = Literal[
     "submitting",
     "submit_unknown",
@@ -265,7 +265,7 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
 )
 
 
-class Store(BrowseStore, Protocol):
+class Store(BrowseStore, WebhookStore, Protocol):
     """Everything the gateway keeps. Implementations must be safe for concurrent callers."""
 
     # The driver's exceptions that mean "the database is briefly unavailable" (answered 503).

@@ -35,6 +35,7 @@ from gateway.store.postgres_db import (
 from gateway.store.postgres_outcomes import OutcomeQueries
 from gateway.store.postgres_runner import release_assets
 from gateway.store.postgres_traffic import TrafficQueries
+from gateway.store.postgres_webhooks import WebhookQueries
 
 __all__ = [
     "DEFAULT_POOL_MAX_SIZE",
@@ -53,7 +54,7 @@ _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 LIST_JOBS = list_select(JOB_COLUMN_NAMES)
 
 
-class PostgresStore(OutcomeQueries, TrafficQueries, BrowseQueries):
+class PostgresStore(OutcomeQueries, TrafficQueries, BrowseQueries, WebhookQueries):
     outage_errors: OutageTypes = OUTAGE_ERRORS
 
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""

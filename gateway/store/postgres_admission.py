@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from gateway.domain.webhooks import VIDEO_COMPLETED, VIDEO_FAILED
 from gateway.store.base import (
     Admission,
     AdmissionPlan,
@@ -40,6 +41,7 @@ from gateway.store.postgres_db import (
 from gateway.store.postgres_money import MoneyQueries
 from gateway.store.postgres_runner import add_references
 from gateway.store.postgres_traffic import enforce_in_flight, enforce_rate, traffic_limits
+from gateway.store.postgres_webhooks import emit_video_events
 
 if TYPE_CHECKING:
     from gateway.store.postgres_db import Connection
@@ -192,6 +194,7 @@ class AdmissionQueries(MoneyQueries):
         if charge:
             await self._settle(connection, job, charge=job.cost_micros, now=plan.now)
             job = replace(job, money_state="charged", charged_micros=job.cost_micros)
+        await emit_video_events(connection, VIDEO_COMPLETED, [job.id], plan.now)
         return Admission(job=job, outcome="hit")
 
     async def complete_job(
@@ -225,6 +228,7 @@ class AdmissionQueries(MoneyQueries):
             job = job_from_row(row)
             files = [asset for asset in (video, last_frame) if asset is not None]
             followers = await self._complete_followers(connection, job, video, last_frame, now)
+            await emit_video_events(connection, VIDEO_COMPLETED, [job.id, *followers], now)
             live = len(followers)
             references = files * (live + (1 if job.deleted_at is None else 0))
             await add_references(connection, references, int(now))
@@ -313,14 +317,18 @@ class AdmissionQueries(MoneyQueries):
             if row is None:
                 return None
             job = job_from_row(row)
-            await connection.execute(
+            followers = await connection.fetch(
                 "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2,"
                 " completed_at = $3, updated_at = $3 WHERE leader_id = $4"
-                " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')",
+                " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
+                " RETURNING id",
                 code,
                 message,
                 int(now),
                 job.id,
+            )
+            await emit_video_events(
+                connection, VIDEO_FAILED, [job.id, *sorted(row[0] for row in followers)], now
             )
             await self._settle(connection, job, charge=charge or None, now=now)
             if rejected:

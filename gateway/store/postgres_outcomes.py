@@ -9,9 +9,11 @@ resolution happens exactly once across connections and replicas.
 
 from __future__ import annotations
 
+from gateway.domain.webhooks import VIDEO_FAILED
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
 from gateway.store.postgres_admission import AdmissionQueries, _drop_entry
 from gateway.store.postgres_db import JOB_COLUMNS, SELECT_JOB, job_from_row
+from gateway.store.postgres_webhooks import emit_video_events
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
 
@@ -36,14 +38,18 @@ class OutcomeQueries(AdmissionQueries):
             if row is None:
                 return None
             job = job_from_row(row)
-            await connection.execute(
+            followers = await connection.fetch(
                 "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2,"
                 " completed_at = $3, updated_at = $3 WHERE leader_id = $4"
-                " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')",
+                " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
+                " RETURNING id",
                 UNKNOWN_OUTCOME_CODE,
                 message,
                 int(now),
                 job.id,
+            )
+            await emit_video_events(
+                connection, VIDEO_FAILED, [job.id, *sorted(r[0] for r in followers)], now
             )
             charged = await self._settle(
                 connection, job, charge=job.cost_micros if charge else None, now=now

@@ -30,6 +30,7 @@ from gateway.store.sqlite_db import (
 from gateway.store.sqlite_outcomes import OutcomeQueries
 from gateway.store.sqlite_runner import changed_one, release_assets
 from gateway.store.sqlite_traffic import TrafficQueries
+from gateway.store.sqlite_webhooks import WebhookQueries
 
 __all__ = ["SqliteStore", "parse_sqlite_url", "split_statements"]
 
@@ -43,7 +44,7 @@ _SELECT_KEY = f"SELECT {_KEY_COLUMNS} FROM api_keys"  # noqa: S608
 LIST_JOBS = list_select(JOB_COLUMN_NAMES)
 
 
-class SqliteStore(OutcomeQueries, TrafficQueries, BrowseQueries):
+class SqliteStore(OutcomeQueries, TrafficQueries, BrowseQueries, WebhookQueries):
     outage_errors: OutageTypes = (sqlite3.OperationalError,)  # "database is locked"
 
     """``Store`` on one SQLite database; safe for concurrent callers and processes."""

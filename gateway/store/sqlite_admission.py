@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from gateway.domain.webhooks import VIDEO_COMPLETED, VIDEO_FAILED
 from gateway.store.base import (
     Admission,
     AdmissionPlan,
@@ -35,6 +36,7 @@ from gateway.store.sqlite_db import (
 from gateway.store.sqlite_money import MoneyQueries, check_and_reserve, settle
 from gateway.store.sqlite_runner import add_reference, job_assignments
 from gateway.store.sqlite_traffic import enforce_in_flight, enforce_rate, traffic_limits
+from gateway.store.sqlite_webhooks import emit_video_events
 
 _FINISHED = ("completed", "failed", "rejected")
 # A job whose submit outcome is unknown may never deliver: new identical requests start afresh.
@@ -232,6 +234,7 @@ def _hit(connection: sqlite3.Connection, plan: AdmissionPlan, source: Job) -> Ad
     if charge:
         settle(connection, job, charge=job.cost_micros, now=plan.now)
         job = replace(job, money_state="charged", charged_micros=job.cost_micros)
+    emit_video_events(connection, VIDEO_COMPLETED, [job.id], plan.now)
     return Admission(job=job, outcome="hit")
 
 
@@ -269,6 +272,7 @@ def _complete_job(
             add_reference(connection, asset, int(now))
     settle(connection, job, charge=job.cost_micros if charge is None else charge, now=now)
     followers = _complete_followers(connection, job, video, last_frame, now)
+    emit_video_events(connection, VIDEO_COMPLETED, [job.id, *followers], now)
     if job.cache_key is not None and job.video_asset is not None:
         # Servable while both the video is kept and the entry's own TTL lasts.
         connection.execute(
@@ -361,12 +365,15 @@ def _fail_job(
         # Nothing was created upstream and nothing charged: a retry with the same
         # Idempotency-Key may try again (the SDK retries 5xx answers on its own).
         connection.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job.id,))
-    connection.execute(
+    followers = fetchall(
+        connection,
         "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
         " completed_at = ?, updated_at = ? WHERE leader_id = ?"
-        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')",
+        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
+        " RETURNING id",
         (code, message, int(now), int(now), job.id),
     )
+    emit_video_events(connection, VIDEO_FAILED, [job.id, *sorted(row[0] for row in followers)], now)
     if job.cache_key is not None:
         _drop_entry(connection, job)
     return _reread(connection, job_id)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 
+from gateway.domain.webhooks import VIDEO_FAILED
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
 from gateway.store.sqlite_admission import AdmissionQueries, _drop_entry, _reread
-from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, fetchone, job_from_row
+from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, fetchall, fetchone, job_from_row
 from gateway.store.sqlite_money import settle
+from gateway.store.sqlite_webhooks import emit_video_events
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
 
@@ -91,12 +93,15 @@ def _resolve_unknown(
             "UPDATE ledger SET actor = ?, reason = ? WHERE job_id = ? AND kind = ?",
             (actor, reason, job.id, "charge" if charge else "refund"),
         )
-    connection.execute(
+    followers = fetchall(
+        connection,
         "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
         " completed_at = ?, updated_at = ? WHERE leader_id = ?"
-        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')",
+        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
+        " RETURNING id",
         (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), job.id),
     )
+    emit_video_events(connection, VIDEO_FAILED, [job.id, *sorted(r[0] for r in followers)], now)
     if job.cache_key is not None:
         _drop_entry(connection, job)
     return _reread(connection, job_id)

@@ -16,6 +16,7 @@ from gateway.metrics import Metrics
 from gateway.services.creation import CreateService
 from gateway.services.keys import KeyService, Principal
 from gateway.services.videos import VideoService
+from gateway.services.webhooks import WebhookService
 from gateway.settings import Settings
 from gateway.store.base import Store
 
@@ -30,6 +31,7 @@ class AppContext:
     creator: CreateService
     videos: VideoService
     metrics: Metrics
+    webhooks: WebhookService
     clock: Callable[[], float] = time.time  # the app's injected clock, for use cases
 
     @property

@@ -64,6 +64,7 @@ async def metrics(request: Request) -> Response:
     registry_metrics = ctx.metrics
     try:
         registry_metrics.apply(await ctx.store.metrics_snapshot(time.time()))
+        registry_metrics.webhooks.apply(await ctx.store.webhook_stats(), time.time())
     except Exception:  # stale gauges beat no metrics when the database hiccups
         log.exception("could not refresh metrics from the database")
     return Response(generate_latest(registry_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -102,6 +102,9 @@ REQUIRED_PANELS = frozenset(
         "Upstream requests in flight",
         "Process CPU",
         "Process memory",
+        "Webhook deliveries by outcome",
+        "Webhook backlog (oldest pending age)",
+        "Webhook endpoints disabled",
     }
 )
 
@@ -118,7 +121,7 @@ def exported() -> dict[str, frozenset[str]]:
     registry = CollectorRegistry()
     metrics = Metrics(registry, team_labels=True)
     labels_of: dict[str, frozenset[str]] = {}
-    for collector in vars(metrics).values():
+    for collector in [*vars(metrics).values(), *vars(metrics.webhooks).values()]:
         if isinstance(collector, MetricWrapperBase):
             # prometheus_client keeps label names on the wrapper; there is no public accessor.
             labels_of[collector._name] = frozenset(collector._labelnames)
@@ -318,6 +321,9 @@ def test_the_alerts_the_issue_asks_for_exist() -> None:
         "SeedanceGatewayUpstreamClientErrors": 'outcome="client_error"',
         "SeedanceGatewayJobsTimingOut": 'code="timeout"',
         "SeedanceGatewayQueueGrowing": 'state="queued"',
+        "SeedanceGatewayWebhookEndpointDisabled": "gateway_webhook_disablements_total",
+        "SeedanceGatewayWebhookBacklogOld": "gateway_webhook_oldest_pending_age_seconds",
+        "SeedanceGatewayWebhookDeliveriesGivenUp": 'outcome="failed"',
     }
     for alert, fragment in wanted.items():
         assert fragment in exprs.get(alert, ""), alert
