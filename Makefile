@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt typecheck pytest bench clean deploy-check
+.PHONY: run test lint fmt typecheck pytest test-stress mutate bench clean deploy-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check gateway tests bench scripts
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix gateway tests bench
-	$(BIN)/ruff format gateway tests bench
+	$(BIN)/ruff check --fix gateway tests bench scripts
+	$(BIN)/ruff format gateway tests bench scripts
 
 deploy-check: $(STAMP)  ## hadolint the Dockerfile; lint, render and validate the Helm chart (offline)
 	VENV=$(VENV) scripts/check-deploy.sh
@@ -31,8 +31,15 @@ deploy-check: $(STAMP)  ## hadolint the Dockerfile; lint, render and validate th
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
-	$(BIN)/pytest -q
+pytest: $(STAMP)  ## the whole suite on 2 workers (pytest-xdist; every test has its own ports, files, databases)
+	$(BIN)/pytest -q -n 2
+
+STRESS_ROUNDS ?= 3
+test-stress: $(STAMP)  ## the end-to-end and service tests with every core kept busy, STRESS_ROUNDS times in a row
+	$(BIN)/python scripts/stress.py --rounds $(STRESS_ROUNDS) -- -q -n 2 -p no:cacheprovider tests/e2e tests/services
+
+mutate: $(STAMP)  ## apply each hand-made mutation to a copy of the tree and run its focused tests (docs/testing.md)
+	$(BIN)/python scripts/mutate.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -21,7 +21,8 @@ from typing import Any
 
 from gateway.domain.inline_media import MediaRef, with_references
 from gateway.ids import new_id
-from gateway.store.base import Asset, Job, Store, open_store
+from gateway.store.base import Asset, Job, Store
+from gateway.store.opening import open_store
 
 TARGET = 4096
 PROMPT = ("A slow dolly shot through a rain-soaked neon market at night, " * 5)[:300]

@@ -31,7 +31,8 @@ from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
 from gateway.services.webhook_delivery import WebhookDeliverer
 from gateway.settings import Settings, SettingsError, UpstreamSettings
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
+from gateway.store.opening import open_store
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.outbound import GuardedTransport, Origin, OutboundPolicy
 from gateway.upstream.transport import AiohttpTransport
@@ -60,7 +61,10 @@ async def open_configured_store(settings: Settings) -> Store:
     """The store ``database.url`` names, with the configured pool (not yet migrated)."""
     database = settings.database
     return await open_store(
-        database.url, pool_min_size=database.pool_min_size, pool_max_size=database.pool_max_size
+        database.url,
+        pool_min_size=database.pool_min_size,
+        pool_max_size=database.pool_max_size,
+        busy_timeout_seconds=database.busy_timeout_seconds,
     )
 
 
@@ -155,6 +159,8 @@ def check_settings(settings: Settings) -> tuple[Catalog, PriceTable]:
     check_ranges(settings)
     check_upstream(settings)
     check_webhook_settings(settings)
+    if settings.database.busy_timeout_seconds < 0:
+        raise SettingsError("database.busy_timeout_seconds must not be negative")
     return catalog, prices
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ DESCRIPTION = (
 CONFIG_HELP = "TOML settings file (default ./config.toml); accepted before or after the command"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Callable[[], float] = time.time) -> int:
+    """Run one command; ``clock`` is the time budget periods are computed at (tests fix it)."""
     args = _parser().parse_args(argv)
+    args.clock = clock
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
         result: int = args.handler(args, settings)

@@ -86,7 +86,7 @@ async def _budgets_set(args: argparse.Namespace, settings: Settings, store: Stor
     from gateway.services.budgets import BudgetService
 
     fields = {**_owner_fields(args), "window": args.window, "--usd": args.usd}
-    status = await BudgetService(store).set(fields, actor=ACTOR, param="--usd")
+    status = await BudgetService(store, clock=args.clock).set(fields, actor=ACTOR, param="--usd")
     print(f"set {status.target.label} {args.window} limit: {format_usd(status.limit)}")
     return 0
 
@@ -95,7 +95,7 @@ async def _budgets_show(args: argparse.Namespace, settings: Settings, store: Sto
     from gateway.services.budgets import BudgetService
     from gateway.web.money_json import render_budgets
 
-    statuses = await BudgetService(store).show(_owner_fields(args))
+    statuses = await BudgetService(store, clock=args.clock).show(_owner_fields(args))
     if args.json:
         _print_json(render_budgets(statuses))
         return 0
@@ -120,7 +120,7 @@ async def _budgets_clear(args: argparse.Namespace, settings: Settings, store: St
     from gateway.services.budgets import BudgetService
 
     fields = {**_owner_fields(args), "window": args.window}
-    cleared = await BudgetService(store).clear(fields, actor=ACTOR)
+    cleared = await BudgetService(store, clock=args.clock).clear(fields, actor=ACTOR)
     label = cleared.target.label
     if not cleared.cleared:
         raise NotFound(f"no {args.window} limit for {label}")

@@ -54,6 +54,8 @@ class DatabaseSettings:
     # PostgreSQL connection pool per process (SQLite ignores these).
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # SQLite: how long a write waits for another process holding the database's write lock.
+    busy_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,17 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import OpenAI
 
 from gateway.app import create_app
 from gateway.sandbox.app import create_sandbox_app
 from gateway.sandbox.config import SandboxConfig
 from gateway.settings import Settings, load_settings
+from tests.sdk import DeadlineOpenAI
 from tests.servers import ServerThread
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 FAST_MODEL = "doubao-seedance-2-0-fast-260128"
+HELD_SECONDS = 3600.0  # a queue time no test outlives: the job waits for the test's say-so
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.02) -> Any:
@@ -66,17 +67,35 @@ class SandboxHandle:
             f"/_sandbox/jobs/{upstream_id}/status", json={"status": status, **extra}
         ).raise_for_status()
 
+    def hold_new_jobs(self) -> None:
+        """Jobs created from now on stay ``queued`` until ``finish_now`` (or a forced status):
+        a window the test controls, however slow the machine."""
+        self.configure(queue_seconds=HELD_SECONDS)
+
+    def finish_now(self, upstream_id: str) -> None:
+        """End a held job now with its natural fate (``completed``, or ``failed`` after a
+        ``fail_job`` fault), on the sandbox's own loop."""
+
+        async def finish() -> None:
+            job = self.job(upstream_id)
+            job.started_at = job.finished_at = self.server.config.app.state.sandbox.clock()
+
+        self.server.call(finish())
+
 
 class GatewayHandle:
     """A running gateway plus admin helpers to make teams, keys and SDK clients."""
 
-    def __init__(self, server: ServerThread, settings: Settings) -> None:
+    def __init__(
+        self, server: ServerThread, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
         self.server = server
         self.settings = settings
+        self.clock = clock
         self.url = server.url
         self.http = httpx.Client(base_url=self.url, timeout=30)
         self._teams: set[str] = set()
-        self.clients: list[OpenAI] = []
+        self.clients: list[DeadlineOpenAI] = []
 
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -92,8 +111,8 @@ class GatewayHandle:
         key: str = resp.json()["key"]
         return key
 
-    def client(self, key: str | None = None, **kwargs: Any) -> OpenAI:
-        client = OpenAI(
+    def client(self, key: str | None = None, **kwargs: Any) -> DeadlineOpenAI:
+        client = DeadlineOpenAI(
             base_url=f"{self.url}/v1", api_key=key or self.new_key(), max_retries=0, **kwargs
         )
         self.clients.append(client)
@@ -142,7 +161,8 @@ def sandbox() -> Iterator[SandboxHandle]:
     app = create_sandbox_app(
         SandboxConfig(queue_seconds=0.05, run_seconds=0.2, video_bytes=64 * 1024)
     )
-    server = ServerThread(app, lifespan="off").start()
+    # A test may leave a request hanging in a latency fault (30 s): stop does not wait for it.
+    server = ServerThread(app, lifespan="off", graceful_seconds=1.0).start()
     handle = SandboxHandle(server)
     yield handle
     handle.http.close()
@@ -153,10 +173,10 @@ def sandbox() -> Iterator[SandboxHandle]:
 def gateway_factory(tmp_path: Path, sandbox: SandboxHandle) -> Iterator[Any]:
     started: list[GatewayHandle] = []
 
-    def start(**sections: dict[str, Any]) -> GatewayHandle:
+    def start(clock: Callable[[], float] = time.time, **sections: dict[str, Any]) -> GatewayHandle:
         settings = gateway_settings(tmp_path, sandbox.url, **sections)
-        server = ServerThread(create_app(settings)).start()
-        handle = GatewayHandle(server, settings)
+        server = ServerThread(create_app(settings, clock=clock)).start()
+        handle = GatewayHandle(server, settings, clock)
         started.append(handle)
         return handle
 

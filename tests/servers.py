@@ -12,7 +12,11 @@ import uvicorn
 class ServerThread:
     """Run ``app`` with uvicorn on 127.0.0.1 and a free port, in its own thread and event loop."""
 
-    def __init__(self, app: Any, *, lifespan: str = "on") -> None:
+    def __init__(
+        self, app: Any, *, lifespan: str = "on", graceful_seconds: float | None = None
+    ) -> None:
+        """``graceful_seconds``: how long ``stop`` lets requests still running finish (None:
+        as long as they take)."""
         self.config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -21,6 +25,7 @@ class ServerThread:
             lifespan=lifespan,
             access_log=False,
             log_config=None,
+            timeout_graceful_shutdown=graceful_seconds,
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)

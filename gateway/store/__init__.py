@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
+from gateway.store.opening import open_store
 
 __all__ = ["Store", "open_store"]

@@ -472,29 +472,3 @@ class Store(BrowseStore, WebhookStore, Protocol):
 
     async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
         """Delete up to ``limit`` never-charged failed/rejected jobs ended before ``before``."""
-
-
-async def open_store(url: str, *, pool_min_size: int = 1, pool_max_size: int = 10) -> Store:
-    """Open the adapter for ``url``'s scheme (not yet migrated: call ``migrate()``).
-
-    ``pool_min_size``/``pool_max_size`` bound a PostgreSQL adapter's connection pool (per
-    process); SQLite ignores them (one writer and one reader connection).
-    """
-    scheme, sep, _ = url.partition("://")
-    if sep and scheme == "sqlite":
-        # Imported here so a deployment loads only the driver its URL names.
-        from gateway.store.sqlite import SqliteStore
-
-        return await SqliteStore.open(url)
-    if sep and scheme in ("postgresql", "postgres"):
-        from gateway.store.postgres import PostgresStore
-
-        return await PostgresStore.open(
-            url, pool_min_size=pool_min_size, pool_max_size=pool_max_size
-        )
-    # Only the scheme is echoed: the rest of a database URL may hold a password.
-    shown = f"{scheme}://" if sep else "(no scheme)"
-    raise ValueError(
-        f"unsupported database URL {shown}: expected"
-        " sqlite:///relative.db, sqlite:////absolute.db, sqlite://:memory: or postgresql://..."
-    )

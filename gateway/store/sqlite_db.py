@@ -34,12 +34,8 @@ from gateway.store.migrations import Migration, latest_version, load_migrations
 
 _DIALECT = "sqlite"
 _MEMORY = ":memory:"
-_PRAGMAS = (
-    "PRAGMA busy_timeout = 5000",  # first, so the others wait for a busy database too
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA foreign_keys = ON",
-)
+BUSY_TIMEOUT_SECONDS = 5.0  # ``PRAGMA busy_timeout`` comes first: the pragmas wait too
+_PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
 
 T = TypeVar("T")
 Row = sqlite3.Row
@@ -236,12 +232,15 @@ class SqliteConnection:
         self._outbox_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    async def open(cls, path: str, *, read_only: bool = False) -> SqliteConnection:
+    async def open(
+        cls, path: str, *, read_only: bool = False, busy_timeout: float = 5.0
+    ) -> SqliteConnection:
         self = cls(f"sqlite-{'reader' if read_only else 'writer'}")
         worker = self._worker
         worker.thread.start()
+        connect = functools.partial(_connect, path, read_only, busy_timeout)
         try:
-            connection = await self._submit(functools.partial(_connect, path, read_only), False)
+            connection = await self._submit(connect, False)
         except BaseException:
             self._hand_over()
             worker.queue.put(None)
@@ -306,11 +305,12 @@ class SqliteConnection:
             self._worker.queue.put(None)
 
 
-def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+def _connect(path: str, read_only: bool, busy_timeout_seconds: float) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; this module issues BEGIN/COMMIT itself.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         connection.row_factory = sqlite3.Row
+        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
         for pragma in _PRAGMAS:
             connection.execute(pragma)
         if read_only:
@@ -364,16 +364,18 @@ class SqliteDatabase:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str) -> Self:
-        """Connect to the database named by ``url``, creating its directory when needed."""
+    async def open(cls, url: str, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) -> Self:
+        """Connect to ``url``'s database (made if missing); writes wait out a lock, then 503."""
         path = parse_sqlite_url(url)
         if path == _MEMORY:
             connection = await SqliteConnection.open(path)
             return cls(connection, connection)
         await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
-        writer = await SqliteConnection.open(path)
+        writer = await SqliteConnection.open(path, busy_timeout=busy_timeout_seconds)
         try:
-            reader = await SqliteConnection.open(path, read_only=True)
+            reader = await SqliteConnection.open(
+                path, read_only=True, busy_timeout=busy_timeout_seconds
+            )
         except BaseException:
             await writer.close()
             raise

@@ -3,11 +3,11 @@ validation errors, usage reports after real videos, and the audit."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.clocks import AnchoredClock
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
 
 PRICE = 565_000  # doubao-seedance-2-0-fast-260128 at 720p: 0.113 USD/s x 5 s
@@ -41,6 +41,18 @@ def assert_error(resp: Any, status: int, param: str | None, code: str) -> None:
 
 
 @pytest.fixture
+def clock() -> AnchoredClock:
+    return AnchoredClock()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Any, clock: AnchoredClock) -> GatewayHandle:
+    """A gateway on an anchored clock: budget periods and usage dates never cross midnight."""
+    handle: GatewayHandle = gateway_factory(clock=clock)
+    return handle
+
+
+@pytest.fixture
 def team_key(gateway: GatewayHandle) -> str:
     return gateway.new_key(TEAM)
 
@@ -66,8 +78,9 @@ class TestLimits:
         assert (budget["limit_usd"], budget["limit_micros"]) == ("12.50", 12_500_000)
         assert (budget["spent_usd"], budget["reserved_usd"]) == ("0.00", "0.00")
         assert (budget["remaining_usd"], budget["remaining_micros"]) == ("12.50", 12_500_000)
-        now = datetime.now(UTC)
-        period = {"total": "total", "day": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m")}
+        clock = gateway.clock
+        assert isinstance(clock, AnchoredClock)
+        period = {"total": "total", "day": clock.day(), "month": clock.month()}
         assert budget["period"] == period[window]
         assert (budget["resets_at"] is None) == (window == "total")
 
@@ -301,7 +314,9 @@ def test_repeated_query_parameter_is_rejected(gateway: GatewayHandle, team_key: 
     assert_error(resp, 400, "team", "duplicate_parameter")
 
 
-def test_usage_and_budgets_after_real_videos(gateway: GatewayHandle, sandbox: SandboxHandle):
+def test_usage_and_budgets_after_real_videos(
+    gateway: GatewayHandle, sandbox: SandboxHandle, clock: AnchoredClock
+):
     first, second = gateway.new_key(TEAM, "first"), gateway.new_key(TEAM, "second")
     ids = {k["name"]: k["id"] for k in gateway.admin("GET", "/admin/keys").json()["data"]}
     first_id, second_id = ids["first"], ids["second"]
@@ -321,7 +336,7 @@ def test_usage_and_budgets_after_real_videos(gateway: GatewayHandle, sandbox: Sa
     assert hit.status == "completed"
     assert sandbox.stats()["create_accepted"] == 3
 
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = clock.day()
     resp = gateway.admin(
         "GET", "/admin/usage", params={"team": TEAM, "since": today, "by": "model"}
     )
@@ -358,7 +373,7 @@ def test_usage_and_budgets_after_real_videos(gateway: GatewayHandle, sandbox: Sa
     assert by_key["since"] is None
     by_day = gateway.admin("GET", "/admin/usage", params={"team": TEAM, "by": "day"}).json()
     assert [(r["group"], r["spent_usd"]) for r in by_day["data"]] == [(today, "1.695")]
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    tomorrow = clock.day(1)
     later = gateway.admin("GET", "/admin/usage", params={"team": TEAM, "since": tomorrow}).json()
     assert later["data"] == []
     assert later["totals"]["spent_micros"] == 0

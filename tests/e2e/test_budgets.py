@@ -186,12 +186,14 @@ def test_timeout_refunds(gateway_factory, sandbox):
 
 
 def test_deleted_while_running_is_still_charged(gateway, sandbox):
-    sandbox.configure(queue_seconds=0.3)
+    sandbox.hold_new_jobs()  # still queued upstream when it is deleted
     key = gateway.new_key("team-delete")
     team = team_id_of(gateway, "team-delete")
     client = gateway.client(key)
     video = client.videos.create(model=FAST_MODEL, prompt="deleted")
+    upstream_id = gateway.job(video.id).upstream_id
     client.videos.delete(video.id)
+    sandbox.finish_now(upstream_id)
     wait_for(
         lambda: gateway.job(video.id) is None and counters(gateway, "team", team)["spent"] == PRICE
     )

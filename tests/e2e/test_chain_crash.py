@@ -7,11 +7,10 @@ import json
 import sqlite3
 from pathlib import Path
 
-from openai import OpenAI
-
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.e2e.test_processes import process_config, processes  # noqa: F401 - fixture
 from tests.processes import GatewayProcess
+from tests.sdk import sdk_client
 from tests.video_files import decoded_counters, streams_of
 
 FPS = 8
@@ -34,12 +33,13 @@ def test_kill_9_mid_chain_then_restart_completes_without_a_duplicate_segment(
     config = process_config(tmp_path, sandbox, lease_seconds=1.5)
     first: GatewayProcess = processes(config)
     key = first.new_key()
-    video = OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0).videos.create(
-        model=FAST_MODEL,
-        prompt="A long walk",
-        seconds="40",  # type: ignore[arg-type]
-        extra_body={"resolution": "480p"},
-    )
+    with sdk_client(first.url, key) as client:
+        video = client.videos.create(
+            model=FAST_MODEL,
+            prompt="A long walk",
+            seconds="40",  # type: ignore[arg-type]
+            extra_body={"resolution": "480p"},
+        )
     database = tmp_path / "gateway.db"
 
     def second_segment_running() -> bool:
@@ -51,7 +51,7 @@ def test_kill_9_mid_chain_then_restart_completes_without_a_duplicate_segment(
     assert sandbox.stats()["create_accepted"] == 2
 
     second = processes(config)
-    with OpenAI(base_url=f"{second.url}/v1", api_key=key, max_retries=0) as client:
+    with sdk_client(second.url, key) as client:
         done = client.videos.poll(video.id, poll_interval_ms=50)
         assert done.status == "completed", done.error
         content = client.videos.download_content(video.id).content

@@ -175,13 +175,15 @@ def test_org_scope_shares_across_teams(gateway_factory, sandbox):
 
 
 def test_leader_failure_fails_followers_and_clears_the_entry(gateway, sandbox):
-    sandbox.configure(queue_seconds=0.5)
+    sandbox.hold_new_jobs()  # the leader stays queued until the follower has joined it
     sandbox.fault(op="create", kind="fail_job", error_code="OutputVideoSensitiveContentDetected")
     key = gateway.new_key("team-fail")
     team = team_id_of(gateway, "team-fail")
     leader = create(gateway, key, SEEDED)
     follower = create(gateway, key, SEEDED)
     assert follower.headers["x-gateway-cache"] == "coalesced"
+    sandbox.configure(queue_seconds=0.05)
+    sandbox.finish_now(gateway.job(leader.json()["id"]).upstream_id)  # ... and fails
     client = gateway.client(key)
     for video_id in (leader.json()["id"], follower.json()["id"]):
         done = client.videos.poll(video_id, poll_interval_ms=20)
@@ -228,12 +230,16 @@ def test_hits_can_be_charged(gateway_factory, sandbox):
 
 
 def test_deleting_the_leader_keeps_followers_working(gateway, sandbox):
-    sandbox.configure(queue_seconds=0.3)
+    sandbox.hold_new_jobs()
     key = gateway.new_key()
     client = gateway.client(key)
     leader = create(gateway, key, SEEDED).json()["id"]
-    follower = create(gateway, key, SEEDED).json()["id"]
+    joined = create(gateway, key, SEEDED)
+    assert joined.headers["x-gateway-cache"] == "coalesced"
+    follower = joined.json()["id"]
+    upstream_id = gateway.job(leader).upstream_id
     client.videos.delete(leader)
+    sandbox.finish_now(upstream_id)
     done = client.videos.poll(follower, poll_interval_ms=20)
     assert done.status == "completed"
     assert content(gateway, key, follower)[4:8] == b"ftyp"

@@ -3,6 +3,7 @@ own promtool accepts, health probes, and no secret anywhere in logs, metrics or 
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,8 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.domain.api_keys import display_prefix
 from gateway.store.base import BudgetLimit
-from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle
+from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle, wait_for
 from tests.e2e.test_budgets import PRICE, team_id_of
 from tests.processes import GatewayProcess, write_config
 
@@ -32,6 +34,12 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def scrape_once(url: str, name: str, **labels: str) -> dict | None:
+    """A scrape in which ``name`` has been recorded (metrics follow the commits they count)."""
+    samples = scrape(url)
+    return samples if value(samples, name, **labels) else None
+
+
 def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
@@ -44,8 +52,14 @@ def test_metrics_after_a_scripted_scenario(gateway: GatewayHandle, sandbox: Sand
     auth = {"Authorization": f"Bearer {key}"}
     client = gateway.client(key)
     seeded = {"model": FAST_MODEL, "prompt": "Measured", "seed": 3}
+    sandbox.hold_new_jobs()  # the leader stays queued until the follower has joined it
     first = gateway.http.post("/v1/videos", json=seeded, headers=auth).json()["id"]
-    assert client.videos.poll(first, poll_interval_ms=20).status == "completed"
+    joined = gateway.http.post("/v1/videos", json=seeded, headers=auth)
+    assert joined.headers["x-gateway-cache"] == "coalesced"
+    sandbox.configure(queue_seconds=0.05)
+    sandbox.finish_now(gateway.job(first).upstream_id)
+    for video_id in (first, joined.json()["id"]):
+        assert client.videos.poll(video_id, poll_interval_ms=20).status == "completed"
     hit = gateway.http.post("/v1/videos", json=seeded, headers=auth)
     assert hit.headers["x-gateway-cache"] == "hit"
     sandbox.fault(op="create", kind="status", status=500)
@@ -60,15 +74,16 @@ def test_metrics_after_a_scripted_scenario(gateway: GatewayHandle, sandbox: Sand
     )
     assert refused.status_code == 429
 
-    m = scrape(gateway.url)
     model = {"model": FAST_MODEL}
     created = {"model": FAST_MODEL, "resolution": "720p"}
+    # Completion metrics are recorded just after the commit the poll saw: wait for them.
+    m = wait_for(lambda: scrape_once(gateway.url, "gateway_job_persistence_lag_seconds_count"))
     assert value(m, "gateway_cache_lookups_total", result="miss") == 1
+    assert value(m, "gateway_cache_lookups_total", result="coalesced") == 1
     assert value(m, "gateway_cache_lookups_total", result="hit") == 1
     assert value(m, "gateway_cache_lookups_total", result="bypass") == 1
-    assert value(m, "gateway_cache_lookups_total", result="coalesced") == 0
-    assert value(m, "gateway_cache_saved_usd_total") == pytest.approx(0.565)
-    assert value(m, "gateway_cache_saved_video_seconds_total") == 5
+    assert value(m, "gateway_cache_saved_usd_total") == pytest.approx(2 * 0.565)
+    assert value(m, "gateway_cache_saved_video_seconds_total") == 10
     assert value(m, "gateway_jobs_created_total", **created) == 1
     assert value(m, "gateway_jobs_completed_total", **created) == 1
     assert value(m, "gateway_jobs_failed_total", **created, code="upstream_error") == 1
@@ -83,10 +98,10 @@ def test_metrics_after_a_scripted_scenario(gateway: GatewayHandle, sandbox: Sand
     for state in ("queued", "running", "awaiting_download"):
         assert value(m, "gateway_jobs", state=state) == 0
     post = {"route": "/v1/videos", "method": "POST"}
-    assert value(m, "gateway_http_requests_total", **post, status="200") == 2
+    assert value(m, "gateway_http_requests_total", **post, status="200") == 3
     assert value(m, "gateway_http_requests_total", **post, status="502") == 1
     assert value(m, "gateway_http_requests_total", **post, status="429") == 1
-    assert value(m, "gateway_http_request_duration_seconds_count", route="/v1/videos") >= 4
+    assert value(m, "gateway_http_request_duration_seconds_count", route="/v1/videos") >= 5
     assert value(m, "gateway_upstream_requests_total", operation="submit", outcome="ok") == 1
     assert (
         value(m, "gateway_upstream_requests_total", operation="submit", outcome="server_error") == 1
@@ -100,6 +115,7 @@ def test_metrics_after_a_scripted_scenario(gateway: GatewayHandle, sandbox: Sand
     assert build and dict(build[0][1])["version"]
     labels = " ".join(str(k[1]) for k in m)
     assert first not in labels and key not in labels and "Measured" not in labels
+    assert joined.json()["id"] not in labels
 
 
 def test_org_budget_gauges_and_team_labels(gateway_factory, sandbox):
@@ -151,9 +167,22 @@ def test_readyz_names_the_failing_check(gateway: GatewayHandle, tmp_path: Path):
     assert resp.json()["checks"]["database"] == "ok"
 
 
+def secret_fragments(secret: str, public_prefix: str = "") -> list[str]:
+    """Every 8-character piece of ``secret`` (so every longer piece too) that is not wholly
+    inside its public prefix: a log that kept the last 12 characters of a key leaks it."""
+    return [
+        secret[i : i + FRAGMENT]
+        for i in range(len(secret) - FRAGMENT + 1)
+        if i + FRAGMENT > len(public_prefix)
+    ]
+
+
+FRAGMENT = 8
+
+
 def test_secrets_never_leak(tmp_path: Path, sandbox: SandboxHandle):
-    upstream_key = "sk-upstream-secret-4f9a1c7e2b"
-    admin_token = "admin-secret-token-8d2e6b1a"
+    upstream_key = f"sk-{secrets.token_hex(16)}"
+    admin_token = f"adm-{secrets.token_hex(16)}"
     config = write_config(
         tmp_path / "config.toml",
         {
@@ -168,43 +197,59 @@ def test_secrets_never_leak(tmp_path: Path, sandbox: SandboxHandle):
     proc = GatewayProcess(config, tmp_path / "gateway.log", env=env)
     proc._env.update(env)
     proc.start()
+    answers: list[httpx.Response] = []  # every answer but the one that hands out the key
     try:
         admin = {"Authorization": f"Bearer {admin_token}"}
         with httpx.Client(base_url=proc.url, timeout=30) as http:
-            http.post("/admin/teams", json={"name": "t"}, headers=admin)
+            answers.append(http.post("/admin/teams", json={"name": "t"}, headers=admin))
             key = http.post("/admin/keys", json={"team": "t"}, headers=admin).json()["key"]
             auth = {"Authorization": f"Bearer {key}"}
-            video = http.post(
+            created = http.post(
                 "/v1/videos", json={"model": FAST_MODEL, "prompt": "s", "seed": 1}, headers=auth
-            ).json()
-            http.post(
-                "/v1/videos",
-                files={"model": (None, FAST_MODEL), "prompt": (None, "m")},
-                headers=auth,
             )
-            http.get(f"/v1/videos/{video['id']}", headers=auth)
-            http.get("/v1/videos", headers=auth)
-            http.get(f"/v1/videos/{video['id']}/content", headers=auth)
-            http.get("/admin/keys", headers=admin)
-            http.get("/v1/videos", headers={"Authorization": f"Bearer {key}x"})
-            http.get("/admin/teams", headers={"Authorization": f"Bearer {admin_token}x"})
+            answers.append(created)
+            video = created.json()
+            answers.append(
+                http.post(
+                    "/v1/videos",
+                    files={"model": (None, FAST_MODEL), "prompt": (None, "m")},
+                    headers=auth,
+                )
+            )
+            answers.append(http.get(f"/v1/videos/{video['id']}", headers=auth))
+            answers.append(http.get("/v1/videos", headers=auth))
+            answers.append(http.get(f"/v1/videos/{video['id']}/content", headers=auth))
+            answers.append(http.get("/admin/keys", headers=admin))
+            answers.append(http.get("/v1/videos", headers={"Authorization": f"Bearer {key}x"}))
+            answers.append(
+                http.get("/admin/teams", headers={"Authorization": f"Bearer {admin_token}x"})
+            )
             sandbox.configure(api_key="sk-some-other-key")  # the upstream now rejects our key
             rejected = http.post(
                 "/v1/videos", json={"model": FAST_MODEL, "prompt": "r"}, headers=auth
             )
+            answers.append(rejected)
             assert rejected.json()["error"]["code"] == "upstream_auth_error"
             sandbox.configure(api_key=None)
             sandbox.fault(op="create", kind="status", status=503, times=3)
-            http.post("/v1/videos", json={"model": FAST_MODEL, "prompt": "f"}, headers=auth)
+            answers.append(
+                http.post("/v1/videos", json={"model": FAST_MODEL, "prompt": "f"}, headers=auth)
+            )
             metrics = http.get("/metrics").text
-            responses = rejected.text
     finally:
         proc.stop()
     logs = (tmp_path / "gateway.log").read_text()
     assert '"route"' in logs and "key_id" in logs  # the access log did record these requests
     database = b"".join(p.read_bytes() for p in tmp_path.glob("gateway.db*"))
-    for secret in (upstream_key, admin_token, key):
-        assert secret not in logs
-        assert secret not in metrics
-        assert secret not in responses
-        assert secret.encode() not in database
+    responses = "\n".join(f"{answer.headers}\n{answer.text}" for answer in answers)
+    pieces = [
+        *secret_fragments(upstream_key),
+        *secret_fragments(admin_token),
+        *secret_fragments(key, display_prefix(key)),  # listings show the display prefix
+    ]
+    assert len(pieces) > 80
+    for piece in pieces:
+        assert piece not in logs, f"a piece of a secret is in the logs: {piece!r}"
+        assert piece not in metrics, f"a piece of a secret is in the metrics: {piece!r}"
+        assert piece not in responses, f"a piece of a secret is in an answer: {piece!r}"
+        assert piece.encode() not in database, f"a piece of a secret is stored: {piece!r}"

@@ -3,6 +3,7 @@ long after the upstream's links have expired; faults never leave partial files b
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import openai
@@ -64,6 +65,8 @@ class TestRanges:
         assert resp.headers["content-type"] == "video/mp4"
         assert resp.headers["content-length"] == str(len(body))
         assert resp.headers["accept-ranges"] == "bytes"
+        # Browsers may keep it; a shared cache (CDN, proxy) must not serve it to another team.
+        assert resp.headers["cache-control"] == "private, max-age=86400"
         etag = resp.headers["etag"].strip('"')
         assert len(etag) == 64 and all(c in "0123456789abcdef" for c in etag)
 
@@ -104,6 +107,40 @@ class TestRanges:
         assert resp.status_code == 304
         assert resp.content == b""
         assert resp.headers["etag"] == etag
+
+    def test_etag_is_the_stored_assets_digest(self, served):
+        gateway, auth, url, body = served
+        etag = gateway.http.get(url, headers=auth).headers["etag"]
+        video_id = url.split("/")[3]
+        stored = gateway.job(video_id).video_asset
+        assert etag == f'"{stored}"' == f'"{hashlib.sha256(body).hexdigest()}"'
+
+    def test_etags_differ_per_video_and_304_only_for_the_same_one(self, served):
+        gateway, auth, url, body = served
+        etag = gateway.http.get(url, headers=auth).headers["etag"]
+        _, other_key, other = finished(gateway)
+        other_url = f"/v1/videos/{other.id}/content"
+        other_auth = {"Authorization": f"Bearer {other_key}"}
+        other_resp = gateway.http.get(other_url, headers=other_auth)
+        assert other_resp.content != body
+        assert other_resp.headers["etag"] != etag
+        assert other_resp.headers["etag"] == f'"{hashlib.sha256(other_resp.content).hexdigest()}"'
+        # A client revalidating the second video with the first one's ETag gets the second video.
+        stale = gateway.http.get(other_url, headers={**other_auth, "If-None-Match": etag})
+        assert stale.status_code == 200
+        assert stale.content == other_resp.content
+        ranged = gateway.http.get(
+            other_url, headers={**other_auth, "Range": "bytes=0-9", "If-Range": etag}
+        )
+        assert (ranged.status_code, ranged.content) == (200, other_resp.content)
+
+    def test_if_range_match_sends_the_range(self, served):
+        gateway, auth, url, body = served
+        etag = gateway.http.get(url, headers=auth).headers["etag"]
+        resp = gateway.http.get(url, headers={**auth, "Range": "bytes=0-9", "If-Range": etag})
+        assert resp.status_code == 206
+        assert resp.content == body[:10]
+        assert resp.headers["content-range"] == f"bytes 0-9/{len(body)}"
 
     def test_if_range_mismatch_sends_everything(self, served):
         gateway, auth, url, body = served

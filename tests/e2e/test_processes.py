@@ -14,13 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import OpenAI
 
-from gateway.domain.budgets import ScopeRef
+from gateway.domain.budgets import ScopeRef, period_of
 from gateway.sandbox.state import expected_video_bytes
-from gateway.store.base import BudgetLimit, open_store
+from gateway.store.base import BudgetLimit
+from gateway.store.opening import open_store
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.processes import GatewayProcess, start_worker, write_config
+from tests.sdk import sdk_client
 from tests.store.conftest import postgres_database, run_aside  # noqa: F401
 
 PRICE = 565_000
@@ -30,7 +31,10 @@ def process_config(tmp_path: Path, sandbox: SandboxHandle, **jobs: Any) -> Path:
     return write_config(
         tmp_path / "config.toml",
         {
-            "database": {"url": f"sqlite:///{tmp_path}/gateway.db"},
+            # Two processes and up to 32 concurrent writes on one file: on a loaded machine a
+            # write can wait longer than the default 5 s for the lock (a 503 the tests would
+            # count as a failure), so the wait is bounded by the per-test timeout instead.
+            "database": {"url": f"sqlite:///{tmp_path}/gateway.db", "busy_timeout_seconds": 120},
             "storage": {"url": f"file://{tmp_path}/blobs"},
             "upstream": {"base_url": sandbox.url, "sandbox": True},
             "jobs": {
@@ -71,22 +75,21 @@ def objects(tmp_path: Path) -> list[Path]:
 
 def test_kill_9_mid_download_then_restart(tmp_path: Path, sandbox: SandboxHandle, processes):
     sandbox.configure(video_bytes=2 * 1024 * 1024)
-    sandbox.fault(op="file", kind="slow", delay=0.1, times=1)  # ~3 s for 32 chunks
+    sandbox.fault(op="file", kind="slow", delay=0.5, times=1)  # ~16 s: the kill lands mid-way
     config = process_config(
         tmp_path, sandbox, lease_seconds=1.5, temp_max_age_seconds=2.0, sweep_interval_seconds=0.5
     )
     first = processes(config)
     key = first.new_key()
-    video = OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0).videos.create(
-        model=FAST_MODEL, prompt="Interrupted"
-    )
+    with sdk_client(first.url, key) as client:
+        video = client.videos.create(model=FAST_MODEL, prompt="Interrupted")
     wait_for(lambda: any(p.stat().st_size > 0 for p in temp_files(tmp_path)))
     first.kill()
     assert temp_files(tmp_path), "a partial download was in progress"
     assert objects(tmp_path) == []
 
     second = processes(config)
-    with OpenAI(base_url=f"{second.url}/v1", api_key=key, max_retries=0) as client:
+    with sdk_client(second.url, key) as client:
         done = client.videos.poll(video.id, poll_interval_ms=50)
         assert done.status == "completed"
         upstream_id = sandbox.server.call(_only_job_id(sandbox))
@@ -94,6 +97,7 @@ def test_kill_9_mid_download_then_restart(tmp_path: Path, sandbox: SandboxHandle
     assert content == expected_video_bytes(sandbox.job(upstream_id))
     assert len(objects(tmp_path)) == 1
     assert sandbox.stats()["create_accepted"] == 1
+    assert sandbox.stats()["file"] == 2  # the interrupted download, then the one that finished
     wait_for(lambda: temp_files(tmp_path) == [], timeout=20)
 
 
@@ -110,9 +114,9 @@ def test_two_runners_never_download_a_job_twice(tmp_path, sandbox: SandboxHandle
     ids = []
     for index in range(12):
         proc = one if index % 2 else two
-        with OpenAI(base_url=f"{proc.url}/v1", api_key=key, max_retries=0) as client:
+        with sdk_client(proc.url, key) as client:
             ids.append(client.videos.create(model=FAST_MODEL, prompt=f"clip {index}").id)
-    with OpenAI(base_url=f"{one.url}/v1", api_key=key, max_retries=0) as client:
+    with sdk_client(one.url, key) as client:
         for video_id in ids:
             assert client.videos.poll(video_id, poll_interval_ms=50).status == "completed"
     stats = sandbox.stats()
@@ -123,7 +127,7 @@ def test_two_runners_never_download_a_job_twice(tmp_path, sandbox: SandboxHandle
 def test_separate_worker_process_runs_the_jobs(tmp_path, sandbox: SandboxHandle, processes):
     api = processes(process_config(tmp_path, sandbox, runner=False))
     key = api.new_key()
-    with OpenAI(base_url=f"{api.url}/v1", api_key=key, max_retries=0) as client:
+    with sdk_client(api.url, key) as client:
         video = client.videos.create(model=FAST_MODEL, prompt="Worker")
         # Without a runner the API only learns the upstream finished; it cannot store the video.
         wait_for(lambda: client.videos.retrieve(video.id).progress == 99)
@@ -179,6 +183,7 @@ def test_two_processes_admit_exactly_n_against_one_budget(tmp_path, sandbox, pro
     n = 23
     run_store(tmp_path, lambda s: s.set_limit(BudgetLimit("team", team.id, "total", n * PRICE), 0))
     bodies = [{"model": FAST_MODEL, "prompt": f"p{i}"} for i in range(200)]
+    started = time.time()
     responses = post_many([one.url, two.url], key, bodies)
     assert sum(r.status_code == 200 for r in responses) == n
     assert {r.status_code for r in responses if r.status_code != 200} == {429}
@@ -187,12 +192,32 @@ def test_two_processes_admit_exactly_n_against_one_budget(tmp_path, sandbox, pro
     assert sandbox.stats()["create_accepted"] == n
     assert sandbox.stats()["file"] + sandbox.stats()["content"] == n
     assert run_store(tmp_path, lambda s: s.audit()) == []
-    spent = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
-    assert {(line.window, line.spent, line.reserved) for line in spent} == {
-        ("total", n * PRICE, 0),
-        ("day", n * PRICE, 0),
-        ("month", n * PRICE, 0),
+    assert spent_per_window(tmp_path, team.id, started, time.time()) == {
+        "total": (n * PRICE, 0),
+        "day": (n * PRICE, 0),
+        "month": (n * PRICE, 0),
     }
+
+
+def spent_per_window(
+    tmp_path: Path, team_id: str, started: float, ended: float, url: str | None = None
+) -> dict:
+    """(spent, reserved) per window, summed over the periods between ``started`` and ``ended``:
+    a day or month that ended mid-test (UTC midnight, month's end) splits the money across
+    two periods, never loses it. The processes stamp money with their own clocks."""
+    totals: dict[str, tuple[int, int]] = {}
+    seen: set[tuple[str, str]] = set()
+    for instant in (started, ended):
+        lines = run_store(
+            tmp_path, lambda s, at=instant: s.budget_lines((ScopeRef("team", team_id),), at), url
+        )
+        for line in lines:
+            if (line.window, period_of(line.window, instant)) in seen:
+                continue
+            seen.add((line.window, period_of(line.window, instant)))
+            spent, reserved = totals.get(line.window, (0, 0))
+            totals[line.window] = (spent + line.spent, reserved + line.reserved)
+    return totals
 
 
 def test_two_processes_make_one_job_for_50_identical_requests(tmp_path, sandbox, processes):
@@ -232,6 +257,7 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(
         config.write_text(config.read_text().replace(f"sqlite:///{tmp_path}/gateway.db", url))
     first = processes(config)
     key = first.new_key("team-crash")
+    started = time.time()
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(
             lambda: httpx.post(
@@ -246,10 +272,8 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(
         with pytest.raises(httpx.HTTPError):
             pending.result()
     team = run_store(tmp_path, lambda s: s.team_by_name("team-crash"), url)
-    reserved = run_store(
-        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
-    )
-    assert {line.reserved for line in reserved} == {565_000}
+    reserved = spent_per_window(tmp_path, team.id, started, time.time(), url)
+    assert set(reserved.values()) == {(0, 565_000)}
     second = processes(config)  # its runner finds the interrupted submit after the grace
     [job] = wait_for(
         lambda: [
@@ -261,10 +285,9 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(
         ],
         timeout=30,
     )
-    lines = run_store(
-        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
-    )
-    assert {(line.reserved, line.spent) for line in lines} == {(565_000, 0)}
+    assert set(spent_per_window(tmp_path, team.id, started, time.time(), url).values()) == {
+        (0, 565_000)
+    }
     shown = httpx.get(
         f"{second.url}/v1/videos/{job.id}", headers={"Authorization": f"Bearer {key}"}
     ).json()
@@ -300,10 +323,9 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(
     )
     assert resolved.returncode == 0, resolved.stderr
     assert '"money_state": "charged"' in resolved.stdout
-    lines = run_store(
-        tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()), url
-    )
-    assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
+    assert set(spent_per_window(tmp_path, team.id, started, time.time(), url).values()) == {
+        (565_000, 0)
+    }
     assert run_store(tmp_path, lambda s: s.audit(), url) == []
     notes = run_store(
         tmp_path,
@@ -324,20 +346,22 @@ def test_crash_between_upstream_completion_and_settlement_charges_once(
     tmp_path, sandbox, processes
 ):
     sandbox.configure(video_bytes=2 * 1024 * 1024)
-    sandbox.fault(op="file", kind="slow", delay=0.1, times=1)
+    sandbox.fault(op="file", kind="slow", delay=0.5, times=1)  # ~16 s: the kill lands mid-way
     config = process_config(tmp_path, sandbox, lease_seconds=1.5)
     first = processes(config)
     key = first.new_key("team-settle")
-    with OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0) as client:
+    started = time.time()
+    with sdk_client(first.url, key) as client:
         video = client.videos.create(model=FAST_MODEL, prompt="Settle once")
     wait_for(lambda: any(p.stat().st_size > 0 for p in temp_files(tmp_path)))
     first.kill()
     second = processes(config)
-    with OpenAI(base_url=f"{second.url}/v1", api_key=key, max_retries=0) as client:
+    with sdk_client(second.url, key) as client:
         assert client.videos.poll(video.id, poll_interval_ms=50).status == "completed"
     team = run_store(tmp_path, lambda s: s.team_by_name("team-settle"))
-    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
-    assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
+    assert spent_per_window(tmp_path, team.id, started, time.time()) == dict.fromkeys(
+        ("total", "day", "month"), (565_000, 0)
+    )
     assert run_store(tmp_path, lambda s: s.audit()) == []
 
 
@@ -349,6 +373,7 @@ def test_fifty_concurrent_creates_with_one_idempotency_key_across_two_processes(
     one, two = processes(config), processes(config)
     key = one.new_key("team-idem")
     body = {"model": FAST_MODEL, "prompt": "Exactly once"}
+    started = time.time()
 
     def post(index: int) -> httpx.Response:
         with httpx.Client(timeout=60) as client:
@@ -367,6 +392,7 @@ def test_fifty_concurrent_creates_with_one_idempotency_key_across_two_processes(
     [video_id] = {r.json()["id"] for r in responses}
     wait_for(lambda: finished(two.url, key, [video_id]), timeout=60)
     team = run_store(tmp_path, lambda s: s.team_by_name("team-idem"))
-    lines = run_store(tmp_path, lambda s: s.budget_lines((ScopeRef("team", team.id),), time.time()))
-    assert {(line.reserved, line.spent) for line in lines} == {(0, 565_000)}
+    assert spent_per_window(tmp_path, team.id, started, time.time()) == dict.fromkeys(
+        ("total", "day", "month"), (565_000, 0)
+    )
     assert run_store(tmp_path, lambda s: s.audit()) == []

@@ -15,7 +15,8 @@ import pytest
 
 from gateway.domain.budgets import ScopeRef
 from gateway.sandbox.state import expected_video_bytes
-from gateway.store.base import BudgetLimit, Store, open_store
+from gateway.store.base import BudgetLimit, Store
+from gateway.store.opening import open_store
 from tests.blobs.conftest import seaweed  # noqa: F401 - a session fixture: the S3 server
 from tests.blobs.seaweed import ACCESS_KEY_ID, BUCKET, REGION, SECRET_ACCESS_KEY, SeaweedServer
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
@@ -32,10 +33,22 @@ class Cluster:
     ):
         self.tmp_path = tmp_path
         self.database_url = database_url
-        self.config = write_config(
-            tmp_path / "config.toml",
+        self.config = tmp_path / "config.toml"
+        self.sandbox, self.s3 = sandbox, s3
+        self.env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
+        self.replicas: list[GatewayProcess] = []
+
+    def write_config(self, *, lease_seconds: float) -> None:
+        """The replicas' shared config. A lease shorter than a stalled event loop is lost (and
+        the video downloaded twice), so only the test that needs a quick reclaim asks for a
+        short one."""
+        sandbox, s3, database_url = self.sandbox, self.s3, self.database_url
+        write_config(
+            self.config,
             {
-                "database": {"url": database_url, "pool_max_size": 20},
+                # Small pools: the PostgreSQL server (100 connections) is shared with the other
+                # test worker and, on developers' machines, with other runs.
+                "database": {"url": database_url, "pool_max_size": 4},
                 "storage": {
                     "url": f"s3://{BUCKET}/replicas-{secrets.token_hex(4)}",
                     "s3_endpoint_url": s3.endpoint_url,
@@ -48,15 +61,14 @@ class Cluster:
                     "poll_max_seconds": 0.2,
                     "idle_seconds": 0.02,
                     "refresh_after_seconds": 0.0,
-                    "lease_seconds": 2.0,
+                    "lease_seconds": lease_seconds,
                 },
                 "log": {"level": "warning"},
             },
         )
-        self.env = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY}
-        self.replicas: list[GatewayProcess] = []
 
-    def start(self, count: int) -> list[GatewayProcess]:
+    def start(self, count: int, *, lease_seconds: float = 60.0) -> list[GatewayProcess]:
+        self.write_config(lease_seconds=lease_seconds)
         for _ in range(count):
             log = self.tmp_path / f"replica-{len(self.replicas)}.log"
             self.replicas.append(GatewayProcess(self.config, log, env=self.env).start())
@@ -123,8 +135,10 @@ def test_replicas_share_budgets_dedupe_and_storage(cluster: Cluster, sandbox: Sa
 
 def test_killing_the_lease_holder_mid_download_loses_nothing(cluster: Cluster, sandbox):
     sandbox.configure(video_bytes=2 * 1024 * 1024)
-    sandbox.fault(op="file", kind="slow", delay=0.1, times=1)
-    replicas = cluster.start(2)
+    # The first download takes ~16 s (32 chunks, 0.5 s apart): the kill lands in the middle
+    # of it however slow the machine; the survivor's download, after the lease expires, is fast.
+    sandbox.fault(op="file", kind="slow", delay=0.5, times=1)
+    replicas = cluster.start(2, lease_seconds=2.0)
     key = replicas[0].new_key("team-kill")
     video = httpx.post(
         f"{replicas[0].url}/v1/videos",
@@ -142,10 +156,15 @@ def test_killing_the_lease_holder_mid_download_loses_nothing(cluster: Cluster, s
     wait_for(lambda: sandbox.stats()["file"] >= 1)
     os.kill(pid, signal.SIGKILL)
     victim.proc.wait(timeout=10)  # type: ignore[union-attr]
+    interrupted = cluster.store(lambda s: s.get_job(video["id"]))
+    assert (interrupted.status, interrupted.lease_owner) == ("downloading", owner)
+    assert interrupted.video_asset is None  # the kill interrupted the download
     survivor = next(r for r in replicas if r is not victim)
     wait_for(lambda: finished(survivor.url, key, [video["id"]]), timeout=60)
     job = cluster.store(lambda s: s.get_job(video["id"]))
     assert job.status == "completed"
+    assert job.lease_owner != owner
+    assert sandbox.stats()["file"] >= 2  # ... and the survivor downloaded the video again
     content = httpx.get(
         f"{survivor.url}/v1/videos/{video['id']}/content",
         headers={"Authorization": f"Bearer {key}"},

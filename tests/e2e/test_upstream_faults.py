@@ -86,6 +86,7 @@ def test_upstream_insufficient_balance_is_502_quota(sandbox, gateway_factory):
 
 
 def test_poll_failure_does_not_fail_retrieve(gateway: GatewayHandle, sandbox: SandboxHandle):
+    sandbox.hold_new_jobs()  # still queued upstream whenever the retrieve comes
     client = gateway.client()
     video = client.videos.create(model=FAST_MODEL, prompt="Resilient")
     sandbox.fault(op="poll", kind="status", status=500, times=0)

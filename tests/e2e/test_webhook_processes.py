@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
+from gateway.store.opening import open_store
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.e2e.test_processes import finished, post_many
 from tests.processes import GatewayProcess, write_config

@@ -18,7 +18,8 @@ from gateway.services.webhook_delivery import WebhookDeliverer
 from gateway.services.webhook_secrets import SecretBox
 from gateway.services.webhooks import WebhookService
 from gateway.settings import WebhookSettings
-from gateway.store.base import Store, open_store
+from gateway.store.base import Store
+from gateway.store.opening import open_store
 from gateway.store.webhook_records import WebhookDelivery
 from gateway.upstream.webhook_sender import SendResult
 from tests.store.test_money_contract import T, admit, run_to_completion

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 
-from gateway.store.base import ApiKey, Store, Team, open_store
+from gateway.store.base import ApiKey, Store, Team
+from gateway.store.opening import open_store
 
 ADAPTERS = [
     pytest.param("sqlite", id="sqlite"),

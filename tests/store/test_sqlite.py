@@ -13,9 +13,10 @@ import pytest
 
 from gateway.errors import Conflict
 from gateway.ids import new_id
-from gateway.store import open_store, sqlite_db
+from gateway.store import sqlite_db
 from gateway.store.base import Job, Store
 from gateway.store.migrations import Migration, latest_version, load_migrations
+from gateway.store.opening import open_store
 from gateway.store.sqlite import SqliteStore, parse_sqlite_url, split_statements
 
 from .conftest import NOW

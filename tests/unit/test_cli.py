@@ -11,7 +11,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.domain.api_keys import hash_key
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 
 
 @pytest.fixture

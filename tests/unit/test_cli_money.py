@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,27 @@ import pytest
 from gateway.cli import main
 from gateway.cli_money import AUDIT_CLEAN
 from gateway.domain.budgets import scopes_for
-from gateway.store.base import AdmissionPlan, ApiKey, Job, open_store
+from gateway.store.base import AdmissionPlan, ApiKey, Job
+from gateway.store.opening import open_store
+from tests.clocks import AnchoredClock
 
 MODEL = "doubao-seedance-2-0-fast-260128"
 PRICE = 565_000  # MODEL at 720p: 0.113 USD/s x 5 s
 
 
 class Cli:
-    """Runs ``gateway --config FILE ...`` in-process and captures what it printed."""
+    """Runs ``gateway --config FILE ...`` in-process and captures what it printed. Its clock
+    (and the money ``spend`` records) is anchored: budget periods and usage dates are fixed."""
 
     def __init__(self, config: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.config = config
         self.db = db
         self.capsys = capsys
+        self.clock = AnchoredClock()
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         self.capsys.readouterr()
-        code = main(["--config", str(self.config), *argv])
+        code = main(["--config", str(self.config), *argv], clock=self.clock)
         out, err = self.capsys.readouterr()
         return code, out, err
 
@@ -69,7 +71,7 @@ def spend(cli: Cli, key_id: str, *, charged: int = 0, refunded: int = 0) -> None
         store = await open_store(f"sqlite:///{cli.db}")
         try:
             [key] = [k for k in await store.list_keys() if k.id == key_id]
-            now = time.time()
+            now = cli.clock()
             for index in range(charged + refunded):
                 job = await admitted(store, key, index, now)
                 if index < charged:
@@ -137,7 +139,7 @@ def test_set_show_clear_every_scope(cli: Cli):
     assert team["scope"] == "team"
     assert team["name"] == "research"
     assert team["window"] == "day"
-    assert team["period"] == datetime.now(UTC).strftime("%Y-%m-%d")
+    assert team["period"] == cli.clock.day()
     assert (team["limit_usd"], team["limit_micros"]) == ("50.00", 50_000_000)
     assert (team["remaining_usd"], team["remaining_micros"]) == ("50.00", 50_000_000)
     [key] = cli.json("budgets", "show", "--key", key_id)["data"]
@@ -245,7 +247,7 @@ def test_usage_table_and_json(cli: Cli):
     second = cli.key_id("research", "second")
     spend(cli, first, charged=2)
     spend(cli, second, charged=1, refunded=1)
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = cli.clock.day()
 
     table = cli.ok("usage", "--team", "research", "--since", today, "--by", "model").splitlines()
     assert table[0].split() == [
@@ -275,7 +277,7 @@ def test_usage_table_and_json(cli: Cli):
     assert [(row["group"], row["videos"]) for row in by_day["data"]] == [(today, 3)]
     assert by_day["since"] is None
 
-    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+    tomorrow = cli.clock.day(1)
     empty = cli.ok("usage", "--team", "research", "--since", tomorrow).splitlines()
     assert [line.split()[0] for line in empty] == ["group", "total"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.services.webhook_secrets import SecretBox
-from gateway.store.base import open_store
+from gateway.store.opening import open_store
 
 
 @pytest.fixture
