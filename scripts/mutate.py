@@ -251,8 +251,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "failure-charged-not-refunded",
         "gateway/store/sqlite_admission.py",
-        """    settle(connection, job, charge=None, now=now)""",
-        """    settle(connection, job, charge=0, now=now)""",
+        """    settle(connection, job, charge=charge or None, now=now)""",
+        """    settle(connection, job, charge=charge or 0, now=now)""",
         ("tests/store/test_money_contract.py",),
         "a failed job is recorded as a zero charge instead of a refund",
     ),
