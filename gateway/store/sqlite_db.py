@@ -233,12 +233,12 @@ class SqliteConnection:
 
     @classmethod
     async def open(
-        cls, path: str, *, read_only: bool = False, busy_timeout: float = 5.0
+        cls, path: str, *, read_only: bool = False, busy_seconds: float = 5.0
     ) -> SqliteConnection:
         self = cls(f"sqlite-{'reader' if read_only else 'writer'}")
         worker = self._worker
         worker.thread.start()
-        connect = functools.partial(_connect, path, read_only, busy_timeout)
+        connect = functools.partial(_connect, path, read_only, busy_seconds)
         try:
             connection = await self._submit(connect, False)
         except BaseException:
@@ -310,8 +310,7 @@ def _connect(path: str, read_only: bool, busy_timeout_seconds: float) -> sqlite3
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         connection.row_factory = sqlite3.Row
-        connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-        for pragma in _PRAGMAS:
+        for pragma in (f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}", *_PRAGMAS):
             connection.execute(pragma)
         if read_only:
             connection.execute("PRAGMA query_only = ON")
@@ -371,10 +370,10 @@ class SqliteDatabase:
             connection = await SqliteConnection.open(path)
             return cls(connection, connection)
         await asyncio.to_thread(Path(path).parent.mkdir, parents=True, exist_ok=True)
-        writer = await SqliteConnection.open(path, busy_timeout=busy_timeout_seconds)
+        writer = await SqliteConnection.open(path, busy_seconds=busy_timeout_seconds)
         try:
             reader = await SqliteConnection.open(
-                path, read_only=True, busy_timeout=busy_timeout_seconds
+                path, read_only=True, busy_seconds=busy_timeout_seconds
             )
         except BaseException:
             await writer.close()
