@@ -67,7 +67,8 @@ async def _resolve(args: argparse.Namespace, settings: Settings, store: Store) -
 async def _unknown(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     print("id\tteam\tcreated_at\treserved_micros\tmessage")
     for job in await store.unknown_outcomes(1000):
-        print(f"{job.id}\t{job.team_id}\t{job.created_at}\t{job.cost_micros}\t{job.error_message}")
+        reserved = job.cost_micros - job.settled_micros  # a chain's finished segments are charged
+        print(f"{job.id}\t{job.team_id}\t{job.created_at}\t{reserved}\t{job.error_message}")
     return 0
 
 

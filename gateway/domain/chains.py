@@ -19,7 +19,11 @@ from typing import Any, Literal
 from gateway.domain.pricing import PriceTable, price_of
 from gateway.domain.video_request import ContentItem, VideoRequest
 
-SegmentStatus = Literal["pending", "submitting", "queued", "in_progress", "stored", "failed"]
+# ``unknown``: the segment's submit may or may not have reached the upstream (a lost answer, a
+# crash between send and record); the video waits, its money reserved, until that is settled.
+SegmentStatus = Literal[
+    "pending", "submitting", "unknown", "queued", "in_progress", "stored", "failed"
+]
 REFERENCE_ROLES = frozenset({"reference_image", "reference_video", "reference_audio"})
 
 
@@ -93,6 +97,10 @@ class Segment:
     progress: int = 0
     upstream_id: str | None = None
     submitted_at: float | None = None
+    # Submits the upstream certainly refused (connect error, 429, 5xx) and when the first try
+    # was: they are tried again with back-off until the deadline after the first try.
+    refusals: int = 0
+    first_tried_at: float | None = None
     video_key: str | None = None
     video_size: int = 0
     duration_ms: int = 0
@@ -112,6 +120,14 @@ class Chain:
     def current(self) -> Segment | None:
         """The first segment not yet stored (None: every segment is stored)."""
         return next((s for s in self.segments if s.status != "stored"), None)
+
+    def unknown(self) -> Segment | None:
+        """The segment whose submit outcome is unknown, if any (at most one: the chain waits)."""
+        return next((s for s in self.segments if s.status == "unknown"), None)
+
+    def charge_with(self, segment: Segment) -> int:
+        """The finished segments' price plus ``segment``'s: an unknown segment charged."""
+        return self.charge_for_stored() + segment.price_micros
 
     def previous(self, segment: Segment) -> Segment | None:
         return self.segments[segment.index - 1] if segment.index > 0 else None
@@ -165,6 +181,7 @@ class Chain:
 _PUBLIC_STATUS: dict[str, str] = {
     "pending": "queued",
     "submitting": "queued",
+    "unknown": "queued",  # like the video itself while its outcome is unknown
     "queued": "queued",
     "in_progress": "in_progress",
     "stored": "completed",

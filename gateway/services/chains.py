@@ -3,9 +3,11 @@ frame, poll it, store it, and when every segment is stored join them into one MP
 
 The chain's state (``gateway/domain/chains.py``) is written with the job under the runner's
 lease before every upstream call, so a crash resumes from the last persisted segment. A segment
-found ``submitting`` after a crash may or may not exist upstream; it is never submitted again
-(that could pay twice): the video fails naming it, finished segments stay charged, the rest of
-the reservation is refunded — the same rule as an interrupted single submit.
+whose submit may or may not have reached the upstream (found ``submitting`` after a crash, a
+lost answer, an accepted id that could not be written) is never submitted again (that could pay
+twice): the video becomes ``submit_unknown`` with its money reserved until evidence, an
+operator or the deadline settles it (``services/chain_outcomes.py``). A submit the upstream
+certainly refused (connect error, 429, 5xx) is tried again with back-off until the deadline.
 """
 
 from __future__ import annotations
@@ -24,10 +26,18 @@ from gateway.blobs.base import BlobError
 from gateway.domain.chains import Chain, Segment, segment_request
 from gateway.domain.schedule import next_delay
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import GatewayError, RateLimited
+from gateway.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.media.join import NotJoinable, join_segments
 from gateway.media.probe import UndecodableMedia, probe_file
-from gateway.store.base import Asset, Job
+from gateway.services.chain_outcomes import (
+    DEADLINE_REASON,
+    attach_segment_evidence,
+    segment_deadline,
+    settle_unknown_segment,
+    unknown_message,
+)
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job
+from gateway.upstream.client import may_have_created
 from gateway.upstream.job import UpstreamJob
 
 if TYPE_CHECKING:
@@ -36,10 +46,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.chains")
 FILE_CHUNK = 1024 * 1024
 MAX_JOIN_ATTEMPTS = 5  # storage errors while joining: a few retries, then the video fails
+# An upstream asking us to wait longer than this before a retried submit is not taken literally.
+MAX_RETRY_AFTER_SECONDS = 600.0
+# Codes of submit failures the upstream answered without creating anything, worth another try:
+# a connection never made, and 5xx answers other than a proxy's 504 (``may_have_created``).
+RETRIED_SUBMIT_CODES = frozenset({"upstream_unreachable", "upstream_error"})
 
 
 class ChainStep:
     """One step of one leased chained job; ``JobRunner.step`` hands chained jobs here."""
+
+    # Pauses between attempts to record an accepted segment through database errors.
+    record_retry_delays: tuple[float, ...] = (0.05, 0.2, 0.5)
 
     def __init__(self, runner: JobRunner) -> None:
         self._runner = runner
@@ -47,6 +65,9 @@ class ChainStep:
     async def step(self, job: Job) -> None:
         assert job.chain_json is not None
         chain = Chain.from_json(job.chain_json)
+        if job.status == "submit_unknown":
+            await self._check_unknown(job, chain)
+            return
         if job.status == "submitting":
             # The create call never submits a chain: nothing can exist upstream yet.
             job = await self._save(job, chain, {"status": "queued"})
@@ -55,14 +76,13 @@ class ChainStep:
             await self._join(job, chain)
         elif segment.status == "pending":
             await self._submit(job, chain, segment)
-        elif segment.status == "submitting":
-            await self._fail(
+        elif segment.status in ("submitting", "unknown"):
+            await self._mark_unknown(
                 job,
                 chain,
                 segment,
-                "submit_interrupted",
-                "the gateway stopped while submitting it, so it is not known whether the"
-                " upstream has it; it was not submitted again",
+                "interrupted",
+                "the gateway stopped before it recorded the upstream's answer to its submit",
             )
         else:
             await self._poll(job, chain, segment)
@@ -86,21 +106,155 @@ class ChainStep:
             first_frame,
         ).to_json()
         now = runner._clock()
-        chain = chain.with_segment(segment.index, status="submitting", submitted_at=now)
+        chain = chain.with_segment(
+            segment.index,
+            status="submitting",
+            submitted_at=now,
+            first_tried_at=segment.first_tried_at or now,
+        )
         job = await self._save(job, chain, {})  # persisted before the call: never sent twice
         try:
             accepted = await runner._upstream.submit(body)
         except GatewayError as exc:
-            await self._fail(job, chain, segment, exc.code, f"the upstream refused it: {exc}")
+            if may_have_created(exc):
+                await self._mark_unknown(
+                    job, chain, segment, exc.code, f"the upstream's answer was lost ({exc.code})"
+                )
+            elif _worth_retrying(exc):
+                await self._retry_submit(job, chain, chain.segments[segment.index], exc)
+            else:
+                await self._fail(job, chain, segment, exc.code, f"the upstream refused it: {exc}")
             return
+        except Exception:
+            # Not an answer we understand: the request may have reached the upstream.
+            log.exception("segment submit failed unexpectedly", extra={"job_id": job.id})
+            await self._mark_unknown(
+                job, chain, segment, "internal_error", "the upstream call failed unexpectedly"
+            )
+            return
+        await self._record_accepted(job, chain, segment, accepted)
+
+    async def _retry_submit(
+        self, job: Job, chain: Chain, segment: Segment, exc: GatewayError
+    ) -> None:
+        """The upstream certainly did not take the segment: try again after a back-off (its
+        ``Retry-After`` honoured), or fail the video once the next try would be past the
+        deadline after the segment's first try."""
+        runner = self._runner
+        settings = runner._settings
+        now = runner._clock()
+        refusals = segment.refusals + 1
+        retry_after = min(exc.retry_after, MAX_RETRY_AFTER_SECONDS) if exc.retry_after else None
+        delay = next_delay(
+            refusals - 1,
+            minimum=settings.poll_min_seconds,
+            maximum=settings.poll_max_seconds,
+            retry_after=retry_after,
+        )
+        started = segment.first_tried_at or now
+        if now + delay >= started + settings.deadline_seconds:
+            reason = f"the upstream refused it until the deadline ({refusals} tries): {exc}"
+            await self._fail(job, chain, segment, exc.code, reason)
+            return
+        log.warning(
+            "segment submit refused; retrying",
+            extra={"job_id": job.id, "error_code": exc.code, "refusals": refusals, "delay": delay},
+        )
+        chain = chain.with_segment(
+            segment.index, status="pending", refusals=refusals, error_code=exc.code
+        )
+        await self._save(job, chain, {"progress": chain.progress(), **_release(now + delay)})
+
+    async def _record_accepted(
+        self, job: Job, chain: Chain, segment: Segment, accepted: UpstreamJob
+    ) -> None:
+        """Write the segment's upstream id down. The upstream has it now: database errors are
+        retried with back-off; should it still not be written, the id goes to the log (an
+        operator can attach it as evidence) and the next step finds the segment
+        ``submitting``, so the video's outcome becomes unknown — never failed, never refunded."""
+        from gateway.services.jobs import LeaseLost  # jobs.py imports this module
+
+        runner = self._runner
         status = "in_progress" if accepted.status == "in_progress" else "queued"
-        chain = chain.with_segment(segment.index, status=status, upstream_id=accepted.id)
-        delay = runner._settings.poll_min_seconds
-        await self._save(
+        chain = chain.with_segment(
+            segment.index, status=status, upstream_id=accepted.id, error_code=None
+        )
+        for pause in (*self.record_retry_delays, None):
+            delay = runner._settings.poll_min_seconds
+            changes = {"status": "in_progress", "attempts": 0, **_release(runner._clock() + delay)}
+            try:
+                await self._save(job, chain, changes)
+                return
+            except LeaseLost:
+                # A slow answer: another runner took the job over and may have found the
+                # segment's outcome unknown meanwhile. This answer is the evidence.
+                found = await attach_segment_evidence(
+                    runner._store, job.id, accepted.id, runner._clock()
+                )
+                if found is not None:
+                    runner._events.unknown_resolved(found, "evidence")
+                    return
+                break
+            except Exception:
+                if pause is None:
+                    break
+                log.warning(
+                    "could not record accepted segment yet; retrying",
+                    extra={"job_id": job.id, "upstream_id": accepted.id},
+                )
+                await asyncio.sleep(pause)
+        log.error(
+            "could not record accepted segment; its outcome is now unknown",
+            extra={"job_id": job.id, "segment": segment.index + 1, "upstream_id": accepted.id},
+        )
+
+    # -- unknown outcomes -------------------------------------------------------------------
+
+    async def _mark_unknown(
+        self, job: Job, chain: Chain, segment: Segment, reason: str, detail: str
+    ) -> None:
+        """The segment may exist upstream: the video waits in ``submit_unknown``, its whole
+        remaining reservation kept, until evidence, an operator or the deadline settles it."""
+        runner = self._runner
+        chain = chain.with_segment(
+            segment.index, status="unknown", error_code=UNKNOWN_OUTCOME_CODE, error_message=detail
+        )
+        current = chain.segments[segment.index]
+        deadline = segment_deadline(job, current, runner._settings.deadline_seconds)
+        job = await self._save(
             job,
             chain,
-            {"status": "in_progress", "attempts": 0, **_release(runner._clock() + delay)},
+            {
+                "status": "submit_unknown",
+                "error_code": UNKNOWN_OUTCOME_CODE,
+                "error_message": unknown_message(chain, current, detail),
+                "progress": chain.progress(),
+                **_release(deadline),
+            },
         )
+        runner._events.outcome_unknown(job, reason)
+
+    async def _check_unknown(self, job: Job, chain: Chain) -> None:
+        """At its deadline an unknown segment is charged (the conservative side) and the video
+        fails: finished segments stay charged, the rest of the price is refunded."""
+        runner = self._runner
+        deadline = segment_deadline(job, chain.unknown(), runner._settings.deadline_seconds)
+        if runner._clock() < deadline:
+            await runner._update(job, _release(deadline))
+            return
+        settled = await settle_unknown_segment(
+            runner._store,
+            job,
+            charge=True,
+            actor="gateway",
+            reason=DEADLINE_REASON,
+            now=runner._clock(),
+        )
+        if settled is None:
+            from gateway.services.jobs import LeaseLost  # jobs.py imports this module
+
+            raise LeaseLost()  # settled meanwhile (an operator, or evidence)
+        runner._events.unknown_resolved(settled, "charged", "gateway")
 
     # -- poll and store ---------------------------------------------------------------------
 
@@ -290,6 +444,15 @@ class ChainStep:
         """Fail the video: finished segments stay charged, the rest is refunded."""
         job = await self._save(job, chain, {})
         await self._runner._fail(job, code, message, charge=chain.charge_for_stored())
+
+
+def _worth_retrying(exc: GatewayError) -> bool:
+    """A refusal (``may_have_created`` said nothing was created) that a later try may pass: a
+    rate limit (not an exhausted quota), a connection never made, a 5xx answer. Validation, key and quota errors
+    fail the video at once, as they fail a single job."""
+    if isinstance(exc, RateLimited | UpstreamTimeout):
+        return True  # a timeout here is a connect timeout: ``may_have_created`` said so
+    return type(exc) is UpstreamError and exc.code in RETRIED_SUBMIT_CODES
 
 
 def _check_length(chain: Chain, duration_ms: int, frames: int) -> None:

@@ -56,7 +56,8 @@ async def replay(
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.25)
     events.idempotency("replayed")
-    if job.status == "submit_unknown":
+    if job.status == "submit_unknown" and job.chain_json is None:
+        # (A chained video was created and answered; only one of its segments is unknown.)
         raise OutcomeUnknown.for_video(job.id)
     return Admission(job=job, outcome=job.cache_result or "bypass", replayed=True)
 

@@ -2,7 +2,8 @@
 may not have created, or attaches the upstream id found in the logs as evidence.
 
 Used by ``gateway jobs resolve`` and ``POST /admin/jobs/{video_id}/resolve`` alike; the ledger
-rows of a settlement name who decided and why.
+rows of a settlement name who decided and why. A chained video waiting on one segment is
+settled segment-wise (``services/chain_outcomes.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.services.chain_outcomes import attach_segment_evidence, settle_unknown_segment
 from gateway.services.events import JobEvents
 from gateway.store.base import Job, Store
 
@@ -60,14 +62,34 @@ class OutcomeService:
                 " videos in submit_unknown can be resolved."
             )
         now = self._clock()
-        if upstream_id is not None:
+        if job.chain_json is not None:
+            # A chained video waits on one segment: see ``services/chain_outcomes.py``.
+            if upstream_id is not None:
+                settled = await attach_segment_evidence(
+                    self._store, video_id, upstream_id.strip(), now
+                )
+            else:
+                settled = await settle_unknown_segment(
+                    self._store,
+                    job,
+                    charge=decision == "charge",
+                    actor=actor,
+                    reason=reason,
+                    now=now,
+                )
+        elif upstream_id is not None:
             settled = await self._store.attach_upstream_id(video_id, upstream_id.strip(), now)
-            resolution = "evidence"
         else:
             settled = await self._store.resolve_unknown(
                 video_id, charge=decision == "charge", actor=actor, reason=reason, now=now
             )
-            resolution = "charged" if decision == "charge" else "refunded"
+        resolution = (
+            "evidence"
+            if upstream_id is not None
+            else "charged"
+            if decision == "charge"
+            else "refunded"
+        )
         if settled is None:
             raise Conflict(f"Video {video_id} was settled meanwhile; look at it again.")
         self._events.unknown_resolved(settled, resolution, actor)

@@ -20,20 +20,34 @@ _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at
 
 class OutcomeQueries(AdmissionQueries):
     async def resolve_unknown(
-        self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
+        self,
+        job_id: str,
+        *,
+        charge: bool,
+        actor: str,
+        reason: str,
+        now: float,
+        amount: int | None = None,
+        chain_json: str | None = None,
+        message: str | None = None,
     ) -> Job | None:
         settled = "charged" if charge else "refunded"
-        message = f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+        message = (
+            message
+            or f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+        )
         async with self._transaction() as connection:
             row = await connection.fetchrow(
                 "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2,"  # noqa: S608
                 " completed_at = $3, updated_at = $3, lease_owner = NULL, locked_until = NULL,"
-                " next_check_at = NULL WHERE id = $4 AND status = 'submit_unknown'"
+                " next_check_at = NULL, chain_json = COALESCE($5, chain_json)"
+                " WHERE id = $4 AND status = 'submit_unknown'"
                 f" RETURNING {JOB_COLUMNS}",
                 UNKNOWN_OUTCOME_CODE,
                 message,
                 int(now),
                 job_id,
+                chain_json,
             )
             if row is None:
                 return None
@@ -51,9 +65,8 @@ class OutcomeQueries(AdmissionQueries):
             await emit_video_events(
                 connection, VIDEO_FAILED, [job.id, *sorted(r[0] for r in followers)], now
             )
-            charged = await self._settle(
-                connection, job, charge=job.cost_micros if charge else None, now=now
-            )
+            total = job.cost_micros if amount is None else amount
+            charged = await self._settle(connection, job, charge=total if charge else None, now=now)
             if charged is not None:
                 await connection.execute(
                     "UPDATE ledger SET actor = $1, reason = $2 WHERE job_id = $3 AND kind = $4",

@@ -22,9 +22,20 @@ _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at
 
 class OutcomeQueries(AdmissionQueries):
     async def resolve_unknown(
-        self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
+        self,
+        job_id: str,
+        *,
+        charge: bool,
+        actor: str,
+        reason: str,
+        now: float,
+        amount: int | None = None,
+        chain_json: str | None = None,
+        message: str | None = None,
     ) -> Job | None:
-        return await self._write(_resolve_unknown, job_id, charge, actor, reason, now)
+        return await self._write(
+            _resolve_unknown, job_id, charge, actor, reason, now, amount, chain_json, message
+        )
 
     async def unknown_outcomes(self, limit: int) -> list[Job]:
         rows = await self._fetch(
@@ -75,20 +86,27 @@ def _resolve_unknown(
     actor: str,
     reason: str,
     now: float,
+    amount: int | None = None,
+    chain_json: str | None = None,
+    message: str | None = None,
 ) -> Job | None:
     settled = "charged" if charge else "refunded"
-    message = f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+    message = (
+        message or f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+    )
     row = fetchone(
         connection,
         "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"  # noqa: S608
         " completed_at = ?, updated_at = ?, lease_owner = NULL, locked_until = NULL,"
-        f" next_check_at = NULL WHERE id = ? AND status = 'submit_unknown' RETURNING {JOB_COLUMNS}",
-        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), job_id),
+        " next_check_at = NULL, chain_json = COALESCE(?, chain_json)"
+        f" WHERE id = ? AND status = 'submit_unknown' RETURNING {JOB_COLUMNS}",
+        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), chain_json, job_id),
     )
     if row is None:
         return None
     job = job_from_row(row)
-    if settle(connection, job, charge=job.cost_micros if charge else None, now=now) is not None:
+    total = job.cost_micros if amount is None else amount
+    if settle(connection, job, charge=total if charge else None, now=now) is not None:
         connection.execute(
             "UPDATE ledger SET actor = ?, reason = ? WHERE job_id = ? AND kind = ?",
             (actor, reason, job.id, "charge" if charge else "refund"),

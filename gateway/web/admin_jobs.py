@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from gateway.domain.money import micros_to_usd_str
 from gateway.errors import InvalidRequest
+from gateway.services.chain_outcomes import unknown_segment_number
 from gateway.services.events import JobEvents
 from gateway.services.outcomes import OutcomeService
 from gateway.store.base import Job
@@ -70,6 +71,10 @@ def render_resolution(job: Job) -> dict[str, Any]:
         "upstream_id": job.upstream_id,
         "team_id": job.team_id,
         "created_at": job.created_at,
-        "reserved_micros": job.cost_micros if job.money_state == "reserved" else 0,
+        "reserved_micros": (
+            job.cost_micros - job.settled_micros if job.money_state == "reserved" else 0
+        ),
         "message": job.error_message,
+        # A chained video: the number of the segment whose outcome is unknown (else null).
+        "segment": unknown_segment_number(job),
     }
