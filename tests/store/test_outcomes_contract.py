@@ -14,7 +14,7 @@ import pytest
 from gateway.domain.budgets import scopes_for
 from gateway.store.base import ApiKey, IdempotencyKeyTaken, IdempotencyRecord, KeyRevoked, Store
 
-from .test_money_contract import PRICE, T, admit, plan
+from .test_money_contract import PRICE, T, admit, claimed, plan
 
 DAY = 86400.0
 
@@ -108,3 +108,45 @@ async def test_concurrent_admissions_with_one_key_create_one_job(store: Store, k
     lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
     assert {ln.reserved for ln in lines} == {PRICE}
     assert await store.audit() == []
+
+
+@pytest.mark.parametrize(("charge", "parts"), [(True, 2), (False, 1)])
+async def test_a_chained_videos_unknown_segment_is_settled_alone(
+    store: Store, key: ApiKey, charge: bool, parts: int
+) -> None:
+    """A chain of three segments: the first charged as stored, the second's outcome unknown.
+    Settling charges (or refunds) that one segment, refunds the rest and records the chain."""
+    job = (await admit(store, key)).job
+    await claimed(store, job)
+    part = PRICE // 3
+    waiting = await store.charge_part(
+        job.id,
+        owner="runner",
+        amount=part,
+        changes={"status": "submit_unknown", "lease_owner": None, "chain_json": '{"a": 1}'},
+        now=T + 1,
+    )
+    assert waiting is not None and waiting.settled_micros == part
+    assert [j.id for j in await store.unknown_outcomes(10)] == [job.id]
+    done = await store.resolve_unknown(
+        job.id,
+        charge=charge,
+        actor="ana",
+        reason="seen",
+        now=T + 5,
+        amount=2 * part,
+        chain_json='{"b": 2}',
+        message="Segment 2 of 3 failed: settled",
+    )
+    assert done is not None
+    assert (done.status, done.money_state, done.charged_micros) == (
+        "failed",
+        "charged",
+        parts * part,
+    )
+    assert (done.chain_json, done.error_message) == ('{"b": 2}', "Segment 2 of 3 failed: settled")
+    lines = await store.budget_lines(scopes_for(key.id, key.team_id), T)
+    assert {(ln.spent, ln.reserved) for ln in lines} == {(parts * part, 0)}
+    assert await store.audit() == []
+    again = await store.resolve_unknown(job.id, charge=True, actor="b", reason="x", now=T + 6)
+    assert again is None
