@@ -1,6 +1,7 @@
 """A fake upstream on 127.0.0.1 that takes every submit and then loses the answer: it reads the
 whole request, records the job as created (it would be billed), and then either stalls past the
-gateway's timeout or drops the connection. Raw sockets, so the loss is real on the wire."""
+gateway's timeout or drops the connection. Raw sockets, so the loss is real on the wire.
+``LosingProxy`` does the same to chosen submits in front of a real sandbox (a chain's segment)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Literal
+
+import httpx
 
 Mode = Literal["stall", "drop", "answer"]
 
@@ -126,3 +129,103 @@ class DroppingProxy:
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
                 end.close()
+
+
+class LosingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of ``target`` (the sandbox) that relays every
+    request (one per connection), except that the answers to the submits numbered in ``lose``
+    (1 = the first ``POST /v1/videos``) are lost: the request reaches the upstream, which
+    creates the job, and the connection is then closed without a byte of answer."""
+
+    _HOP_BY_HOP = frozenset(
+        {b"host", b"connection", b"content-length", b"transfer-encoding", b"accept-encoding"}
+    )
+
+    def __init__(self, target: str, lose: frozenset[int]) -> None:
+        self._lose = lose
+        # A fresh connection per request: no idle connection the sandbox may close under us.
+        limits = httpx.Limits(max_keepalive_connections=0)
+        self._target = httpx.Client(base_url=target, timeout=30, limits=limits)
+        self._closed = False
+        self.errors: list[str] = []  # relays that failed while the proxy was open
+        self._lock = threading.Lock()
+        self.submits = 0
+        self.lost_ids: list[str] = []  # upstream ids the gateway never heard of
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> LosingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._closed = True
+        self._sock.close()
+        self._target.close()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                self._relay(connection)
+            except (OSError, httpx.HTTPError, RuntimeError) as exc:
+                if not self._closed:  # after the test, the gateway's polls just end here
+                    self.errors.append(repr(exc))
+
+    def _relay(self, connection: socket.socket) -> None:
+        request = _read_request(connection)
+        if request is None:
+            return
+        head, body = request
+        method, path, _ = head.split(b"\r\n")[0].decode().split(" ", 2)
+        headers = [
+            (name.strip().decode(), value.strip().decode())
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+            if name.strip().lower() not in self._HOP_BY_HOP
+        ]
+        submit = method == "POST" and path == "/v1/videos"
+        with self._lock:
+            response = self._target.request(method, path, headers=headers, content=body)
+            if submit:
+                self.submits += 1
+                if self.submits in self._lose:
+                    self.lost_ids.append(response.json()["id"])
+                    return  # the upstream has the job; the answer is lost
+        lines = [f"HTTP/1.1 {response.status_code} {response.reason_phrase}"]
+        lines += [
+            f"{name}: {value}"
+            for name, value in response.headers.items()
+            if name.lower().encode() not in self._HOP_BY_HOP and name.lower() != "content-encoding"
+        ]
+        lines += [f"content-length: {len(response.content)}", "connection: close"]
+        connection.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + response.content)
+
+
+def _read_request(connection: socket.socket) -> tuple[bytes, bytes] | None:
+    """One request's head and body (by Content-Length); None when the peer went away."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return head, body
