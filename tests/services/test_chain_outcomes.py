@@ -5,6 +5,7 @@ certainly refused is tried again with back-off until the deadline."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from gateway.domain.budgets import ScopeRef
 from gateway.domain.chains import Chain
 from gateway.domain.video_request import VideoRequest
-from gateway.errors import Conflict, UpstreamTimeout
+from gateway.errors import Conflict, UpstreamError, UpstreamTimeout
 from gateway.sandbox import FaultRule
 from gateway.services.jobs import JobRunner
 from gateway.services.outcomes import OutcomeService
@@ -356,3 +357,59 @@ async def test_an_idempotent_replay_of_a_waiting_chain_answers_the_video(world: 
         world.principal, VideoRequest(**request, duration=30), idempotency_key="k-1"
     )
     assert again.replayed and again.job.id == job.id
+
+
+class UnreachableOnce(LosingUpstream):
+    """Submit number ``at`` never reaches the upstream: the connection is refused."""
+
+    def __init__(self, upstream: UpstreamClient, at: int) -> None:
+        super().__init__(upstream, lose=0)
+        self._at = at
+
+    async def submit(self, body: Mapping[str, Any], **options: Any) -> UpstreamJob:
+        self.submits += 1
+        if self.submits == self._at:
+            raise UpstreamError(
+                "could not reach AIHubMix for POST /v1/videos (ConnectError)",
+                code="upstream_unreachable",
+            ) from httpx.ConnectError("connection refused")
+        return await self._upstream.submit(body, **options)
+
+
+async def test_a_segment_submit_that_could_not_connect_is_retried(world: World) -> None:
+    upstream = UnreachableOnce(world.upstream, at=2)
+    runner = runner_with(world, upstream)
+    job = await world.create(duration=30)
+    job = await world.settle(job.id, runner)
+    assert job.status == "completed", job.error_message
+    assert chain_of(job).segments[1].refusals == 1
+    assert upstream.submits == 3 and world.sandbox.counters["create_accepted"] == 2
+    assert await world.store.audit() == []
+
+
+async def test_a_slow_segment_answer_after_another_runner_found_it_unknown_is_evidence(
+    world: World,
+) -> None:
+    """Runner A's submit of segment 2 hangs past its lease; runner B takes the job over and
+    finds the segment's outcome unknown; A's answer then arrives and resumes the chain."""
+    world.sandbox.add_fault(FaultRule(op="create", kind="latency", delay=1.0, after=1))
+    world.gate.close()  # the second submit (segment 2) hangs until the gate opens
+    job = await world.create(duration=30)
+
+    async def until_segment_two_hangs() -> None:
+        while not world.gate.entered.is_set():
+            await world.tick(job.id)
+
+    slow = asyncio.create_task(until_segment_two_hangs())
+    await asyncio.wait_for(world.gate.entered.wait(), 10)
+    world.clock.advance(world.settings.lease_seconds + 1)
+    job = await world.tick(job.id, world.runner_for("runner-b"))
+    assert job.status == "submit_unknown" and job.money_state == "reserved"
+    world.gate.open()
+    await slow
+    job = await world.job(job.id)
+    assert job.status == "in_progress" and chain_of(job).segments[1].upstream_id is not None
+    job = await world.settle(job.id)
+    assert (job.status, job.charged_micros) == ("completed", 30 * SECOND)
+    assert world.sandbox.counters["create_accepted"] == 2
+    assert await world.store.audit() == []
