@@ -456,14 +456,9 @@ class Store(BrowseStore, WebhookStore, Protocol):
         chain_json: str | None = None,
         message: str | None = None,
     ) -> Job | None:
-        """In one transaction, only while the job is ``submit_unknown``: end it ``failed``,
-        charge (``charge``) or refund its reservation with the ledger rows naming ``actor``
-        and ``reason``, fail its followers and drop its cache entry. None when it was not
-        ``submit_unknown``.
-
-        A chained video's unknown segment: ``amount`` is the whole charge (its finished
-        segments plus, when charged, that segment; default the job's cost), the rest refunded;
-        ``chain_json`` and ``message`` replace the chain state and the error message."""
+        """Only while ``submit_unknown``, in one transaction: end it ``failed``, charge ``amount``
+        (default its cost) or refund the rest, ledger rows naming ``actor``/``reason``; fail its
+        followers, drop its cache entry; set ``chain_json``/``message`` if given. Else None."""
 
     async def unknown_outcomes(self, limit: int) -> list[Job]:
         """Up to ``limit`` jobs in ``submit_unknown``, oldest first (what operators settle)."""
