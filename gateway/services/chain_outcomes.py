@@ -13,12 +13,33 @@ Used by the runner's chain step (the deadline) and by ``OutcomeService`` (an ope
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, cast
 
 from gateway.domain.chains import Chain, Segment
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, Job, Store
 
 DEADLINE_REASON = "the deadline passed with the upstream's answer still unknown"
+
+
+class SegmentSettling(Protocol):
+    """``Store.resolve_unknown`` as both adapters implement it, with the keywords a chained
+    video's settlement adds: ``amount`` (the whole charge: its finished segments plus, when
+    charged, that segment; default the job's cost), ``chain_json`` and ``message`` (written in
+    the same transaction). The store contract suite runs them on SQLite and PostgreSQL; the
+    ``Store`` protocol in ``store/base.py`` (at its size limit) gains them with issue #12."""
+
+    async def resolve_unknown(
+        self,
+        job_id: str,
+        *,
+        charge: bool,
+        actor: str,
+        reason: str,
+        now: float,
+        amount: int | None = None,
+        chain_json: str | None = None,
+        message: str | None = None,
+    ) -> Job | None: ...
 
 
 def unknown_segment_number(job: Job) -> int | None:
@@ -70,7 +91,7 @@ async def settle_unknown_segment(
             f" submit was unknown; {settled} by {actor}: {reason}. Finished segments stay"
             " charged; the rest of the price was refunded."
         )
-    return await store.resolve_unknown(
+    return await cast(SegmentSettling, store).resolve_unknown(
         job.id,
         charge=charge,
         actor=actor,

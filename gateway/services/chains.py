@@ -37,8 +37,8 @@ from gateway.services.chain_outcomes import (
     unknown_message,
 )
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job
-from gateway.upstream.client import may_have_created
 from gateway.upstream.job import UpstreamJob
+from gateway.upstream.port import may_have_created
 
 if TYPE_CHECKING:
     from gateway.services.jobs import JobRunner

@@ -445,20 +445,12 @@ class Store(BrowseStore, WebhookStore, Protocol):
 
     # Unknown outcomes and idempotency keys
     async def resolve_unknown(
-        self,
-        job_id: str,
-        *,
-        charge: bool,
-        actor: str,
-        reason: str,
-        now: float,
-        amount: int | None = None,
-        chain_json: str | None = None,
-        message: str | None = None,
+        self, job_id: str, *, charge: bool, actor: str, reason: str, now: float
     ) -> Job | None:
-        """Only while ``submit_unknown``, in one transaction: end it ``failed``, charge ``amount``
-        (default its cost) or refund the rest, ledger rows naming ``actor``/``reason``; fail its
-        followers, drop its cache entry; set ``chain_json``/``message`` if given. Else None."""
+        """In one transaction, only while the job is ``submit_unknown``: end it ``failed``,
+        charge (``charge``) or refund its reservation with the ledger rows naming ``actor``
+        and ``reason``, fail its followers and drop its cache entry. None when it was not
+        ``submit_unknown``."""
 
     async def unknown_outcomes(self, limit: int) -> list[Job]:
         """Up to ``limit`` jobs in ``submit_unknown``, oldest first (what operators settle)."""
