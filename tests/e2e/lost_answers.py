@@ -191,6 +191,9 @@ class LosingProxy:
             for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
             if name.strip().lower() not in self._HOP_BY_HOP
         ]
+        # The upstream sees the proxy's own origin, so the links it hands out lead back here
+        # (the only origin the gateway trusts with loopback addresses).
+        headers.append(("Host", self.url.removeprefix("http://")))
         submit = method == "POST" and path == "/v1/videos"
         with self._lock:
             response = self._target.request(method, path, headers=headers, content=body)
