@@ -388,8 +388,8 @@ async def _demo_key(settings: Settings) -> str:
                 return existing
         service = _key_service(store)
         if await store.team_by_name(DEMO_TEAM) is None:
-            await service.create_team(DEMO_TEAM)
-        _, plaintext = await service.create_key(DEMO_TEAM, "demo (sandbox)")
+            await service.create_team(DEMO_TEAM, actor="sandbox")
+        _, plaintext = await service.create_key(DEMO_TEAM, "demo (sandbox)", actor="sandbox")
     finally:
         await store.close()
     path.parent.mkdir(parents=True, exist_ok=True)
