@@ -41,7 +41,11 @@ test-stress: $(STAMP)  ## the end-to-end and service tests with every core kept 
 mutate: $(STAMP)  ## apply each hand-made mutation to a copy of the tree and run its focused tests (docs/testing.md)
 	$(BIN)/python scripts/mutate.py
 
-bench: $(STAMP)
+$(VENV)/.bench-installed: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(VENV)/.bench-installed
+
+bench: $(VENV)/.bench-installed  ## the benchmark (bench/README.md); installs the bench extra (matplotlib, py-spy)
 	$(BIN)/python -m bench.run
 
 clean:

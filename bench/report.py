@@ -192,6 +192,15 @@ def _throughput_check(fig: ScenarioFigures | None, label: str, floor: float) -> 
     return Check(name, f"{ratio:.3f}x", "PASS" if ratio >= floor else "FAIL")
 
 
+def _tail_check(fig: ScenarioFigures | None, label: str, factor: float) -> Check:
+    name = f"{label}: gateway p99 <= {factor:g}x nginx p99"
+    missing = _missing(fig, "gateway", "nginx")
+    if missing is not None or fig is None:
+        return Check(name, "", missing or "n/a")
+    ratio = fig.summaries["gateway"].p99_ms / max(fig.summaries["nginx"].p99_ms, 1e-9)
+    return Check(name, f"{ratio:.2f}x", "PASS" if ratio <= factor else "FAIL")
+
+
 def _latency_check(fig: ScenarioFigures | None, label: str, budget_ms: float) -> Check:
     name = f"{label}: gateway p50 within {budget_ms:g} ms of direct"
     missing = _missing(fig, "gateway", "direct")
@@ -231,6 +240,12 @@ def checks(
         _throughput_check(scenarios.get("create"), "create", 0.05),
         _latency_check(scenarios.get("cache_hit"), "cache hit", 2.0),
         _throughput_check(scenarios.get("content"), "1 MiB content", 0.8),
+    ]
+    out += [
+        _throughput_check(scenarios.get("baseline_poll"), "baseline status poll", 0.4),
+        _tail_check(scenarios.get("baseline_poll"), "baseline status poll", 3.0),
+        _throughput_check(scenarios.get("baseline_content"), "baseline 1 MiB content", 0.8),
+        _throughput_check(scenarios.get("baseline_create"), "baseline create (1 MiB)", 0.05),
     ]
     gateway = downloads.get("gateway")
     out.append(

@@ -41,6 +41,7 @@ from bench.report import (
     render_markdown,
 )
 from bench.scenarios import (
+    BASELINE_CREATE_BYTES,
     CONTENT_BYTES,
     CONTENTION_KEYS,
     DOWNLOAD_BYTES,
@@ -61,6 +62,7 @@ from bench.servers import (
     gateway_database,
     nginx_binary,
     plan_pinning,
+    start_fast_upstream,
     start_gateway,
     start_nginx,
     start_sandbox,
@@ -94,9 +96,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx comparison")
     parser.add_argument(
         "--only",
-        choices=["persistence"],
+        choices=["persistence", "baseline", "scale", "inflight", "busy"],
         help="focused run of one measurement (bench/out only): persistence = --runs 200 MiB "
-        "jobs persisted by the gateway",
+        "jobs persisted by the gateway; baseline = the fast-upstream scenarios only; scale, "
+        "inflight, busy: see bench/README.md",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -119,14 +122,20 @@ def ensure_tools(notes: list[str]) -> None:
 
 @contextmanager
 def deployment(
-    workdir: Path, pinning: Pinning, no_nginx: bool, notes: list[str]
+    workdir: Path, pinning: Pinning, no_nginx: bool, notes: list[str], fast: bool = False
 ) -> Iterator[Deployment]:
-    """Start the three servers and stop them (by pid) however the block ends."""
+    """Start the three servers and stop them (by pid) however the block ends. ``fast``: the
+    upstream is ``bench.fastupstream`` (the honest baseline) instead of the sandbox."""
     started: list[ServerProcess] = []
     try:
-        sandbox = start_sandbox(workdir, pinning, POLL_BYTES)
+        workdir.mkdir(exist_ok=True)
+        sandbox = (
+            start_fast_upstream(workdir, pinning, POLL_BYTES)
+            if fast
+            else start_sandbox(workdir, pinning, POLL_BYTES)
+        )
         started.append(sandbox)
-        log(f"sandbox  {sandbox.url} (pid {sandbox.pid})")
+        log(f"{sandbox.name}  {sandbox.url} (pid {sandbox.pid})")
         gateway: ServerProcess | Unavailable
         try:
             gateway = start_gateway(workdir, pinning, sandbox.url)
@@ -311,6 +320,76 @@ def measure_all(
     return outcomes, downloads, persistence
 
 
+def baseline_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> Fixtures:
+    """A key, and a finished 64 KiB (poll) and 1 MiB (content) job on each side; creates
+    from then on get 1 MiB videos (the runner's copy of a 1 MiB video is part of a create)."""
+    gateway_key: str | Unavailable
+    if isinstance(deploy.gateway, Unavailable):
+        gateway_key = deploy.gateway
+    else:
+        team = _attempt("admin team", workload.create_team, "bench")
+        gateway_key = (
+            team
+            if isinstance(team, Unavailable)
+            else _attempt("admin key", workload.create_key, "bench", "bench")
+        )
+    fixtures = Fixtures(workdir, gateway_key, Unavailable("not used by the baseline"))
+    for role, size in (("poll", POLL_BYTES), ("content", CONTENT_BYTES)):
+        prompt = f"bench baseline {role} job"
+        fixtures.sandbox_jobs[role] = _attempt(
+            f"upstream {role} job", workload.sandbox_job, prompt, size
+        )
+        fixtures.gateway_jobs[role] = (
+            gateway_key
+            if isinstance(gateway_key, Unavailable)
+            else _attempt(f"gateway {role} job", workload.gateway_job, gateway_key, prompt, size)
+        )
+    _attempt("upstream config", workload.set_video_bytes, BASELINE_CREATE_BYTES)
+    return fixtures
+
+
+def measure_baseline(
+    args: argparse.Namespace, deploy: Deployment, workdir: Path, pinning: Pinning
+) -> list[ScenarioOutcome]:
+    """The honest baseline: status, 1 MiB content and create (1 MiB videos, the runner's copy
+    included) against the fast upstream, nginx and the gateway in front of it."""
+    gateway = deploy.gateway if isinstance(deploy.gateway, ServerProcess) else None
+    workload = Workload(
+        gateway.url if gateway else deploy.sandbox.url, deploy.sandbox.url, ADMIN_TOKEN
+    )
+    try:
+        fixtures = baseline_fixtures(deploy, workload, workdir)
+        servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
+        quiet = Quiescence(
+            gateway_database(workdir) if gateway else None,
+            [p for p in servers if isinstance(p, ServerProcess)],
+            workload.upstream_counters,
+            log,
+        )
+        log(f"settled after baseline setup in {quiet.wait():.1f} s")
+        runner = ScenarioRunner(
+            runs=args.runs,
+            seconds=args.duration,
+            warmup_seconds=args.warmup,
+            load_prefix=pinning.load_prefix(),
+            counters=workload.upstream_counters,
+            settle=quiet.wait,
+            log=log,
+        )
+        return [_measure(runner, s) for s in ScenarioBuilder(deploy, fixtures).baseline()]
+    finally:
+        workload.close()
+
+
+def run_baseline(
+    args: argparse.Namespace, workdir: Path, pinning: Pinning, notes: list[str]
+) -> list[ScenarioOutcome]:
+    """Start the fast upstream, nginx and a gateway in ``workdir`` and measure the baseline."""
+    log("baseline: fast upstream (bench.fastupstream), nginx and the gateway in front of it")
+    with deployment(workdir, pinning, args.no_nginx, notes, fast=True) as deploy:
+        return measure_baseline(args, deploy, workdir, pinning)
+
+
 def measure_persistence(args: argparse.Namespace, deploy: Deployment, workdir: Path) -> Persistence:
     """``--only persistence``: a key, then ``--runs`` 200 MiB jobs, each persisted alone."""
     persistence = Persistence()
@@ -416,8 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         workdir = Path(tmp)
-        with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
-            outcomes, downloads, persistence = measure_all(args, deploy, workdir, pinning)
+        if args.only == "baseline":
+            outcomes, downloads, persistence = [], {}, Persistence(unavailable="not run")
+        else:
+            with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
+                outcomes, downloads, persistence = measure_all(args, deploy, workdir, pinning)
+        outcomes += run_baseline(args, workdir / "baseline", pinning, notes)
     elapsed = (datetime.now(UTC) - started).total_seconds()
 
     scenario_figures = [figures(o) for o in outcomes]
@@ -454,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         "checks": [dataclasses.asdict(c) for c in found],
     }
-    write_outputs(args.quick, data, document, body)
+    write_outputs(args.quick or args.only is not None, data, document, body, args.only or "quick")
     return 0
 
 
@@ -468,13 +551,15 @@ def _runs_json(outcome: ScenarioOutcome) -> dict[str, Any]:
     }
 
 
-def write_outputs(quick: bool, data: dict[str, Any], document: str, body: str) -> None:
+def write_outputs(
+    quick: bool, data: dict[str, Any], document: str, body: str, name: str = "quick"
+) -> None:
     """results.json always; RESULTS.md and the README block only from a normal run."""
     OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "results.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     if quick:
-        (OUT_DIR / "RESULTS-quick.md").write_text(document)
-        log(f"wrote {OUT_DIR / 'results.json'} and {OUT_DIR / 'RESULTS-quick.md'}")
+        (OUT_DIR / f"RESULTS-{name}.md").write_text(document)
+        log(f"wrote {OUT_DIR / 'results.json'} and {OUT_DIR / f'RESULTS-{name}.md'}")
         return
     RESULTS.write_text(document)
     if README.exists():

@@ -7,6 +7,7 @@ could not be made) is an ``Unavailable`` with the reason, reported as "n/a (reas
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ POLL_BYTES = 64 * 1024
 # storage, so keep them small (tens of thousands of jobs per run).
 WRITE_VIDEO_BYTES = 4 * 1024
 CONTENTION_KEYS = 50
+# Videos of the baseline's creates: the issue's "create with the runner's work for 1 MiB
+# videos included".
+BASELINE_CREATE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,13 @@ class ScenarioBuilder:
         """Scenarios over the fixture jobs. Run them before the writes: a million creates make
         the sandbox forget its oldest jobs (``max_jobs``), fixtures included."""
         return [self.poll(), self.content()]
+
+    def baseline(self) -> list[Scenario]:
+        """Against the fast upstream: the scenarios whose ratios the baseline checks judge."""
+        return [
+            dataclasses.replace(s, name=f"baseline_{s.name}", title=f"{s.title} (fast upstream)")
+            for s in (self.poll(), self.content(), self.create())
+        ]
 
     def writes(self) -> list[Scenario]:
         return [self.create(), self.cache_hit(), self.contention()]

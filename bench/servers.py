@@ -207,6 +207,37 @@ def start_sandbox(workdir: Path, pinning: Pinning, video_bytes: int) -> ServerPr
     return server
 
 
+def start_fast_upstream(
+    workdir: Path,
+    pinning: Pinning,
+    video_bytes: int,
+    *,
+    running: bool = False,
+    latency: float = 0.0,
+    name: str = "fastupstream",
+) -> ServerProcess:
+    """``bench.fastupstream``: a raw asyncio upstream nginx cannot saturate (the honest
+    baseline), or with ``running``/``latency`` a slow upstream whose jobs never finish."""
+    port = free_port()
+    command = [
+        *pinning.server_prefix(),
+        venv_python(),
+        "-m",
+        "bench.fastupstream",
+        "--port",
+        str(port),
+        "--video-bytes",
+        str(video_bytes),
+        "--latency",
+        str(latency),
+    ]
+    if running:
+        command.append("--running")
+    server = _spawn(name, command, f"http://127.0.0.1:{port}", workdir, _clean_env())
+    server.wait_ready("/_sandbox/stats")
+    return server
+
+
 GATEWAY_CONFIG = """\
 [database]
 url = "sqlite:///{database}"
@@ -228,18 +259,39 @@ def gateway_database(workdir: Path) -> Path:
     return workdir / "gateway.db"
 
 
-def start_gateway(workdir: Path, pinning: Pinning, upstream_url: str) -> ServerProcess:
-    """``gateway serve`` over a fresh SQLite database and blob folder in ``workdir``."""
-    port = free_port()
+def write_gateway_config(
+    workdir: Path, upstream_url: str, *, database_url: str | None = None, extra: str = ""
+) -> Path:
+    """``<workdir>/config.toml``: SQLite in ``workdir`` unless ``database_url``; ``extra`` is
+    appended TOML (say a ``[jobs]`` table)."""
     config = workdir / "config.toml"
-    config.write_text(
-        GATEWAY_CONFIG.format(
-            database=gateway_database(workdir), workdir=workdir, upstream=upstream_url
-        )
+    text = GATEWAY_CONFIG.format(
+        database=gateway_database(workdir), workdir=workdir, upstream=upstream_url
     )
+    if database_url is not None:
+        text = text.replace(
+            f'url = "sqlite:///{gateway_database(workdir)}"', f'url = "{database_url}"'
+        )
+    config.write_text(text + extra)
+    return config
+
+
+def start_gateway(
+    workdir: Path,
+    pinning: Pinning,
+    upstream_url: str,
+    *,
+    database_url: str | None = None,
+    extra: str = "",
+    cpus: list[str] | None = None,
+) -> ServerProcess:
+    """``gateway serve`` over a fresh SQLite database and blob folder in ``workdir`` (or
+    ``database_url``); ``cpus`` replaces the server pinning (``["taskset", "-c", "0"]``)."""
+    port = free_port()
+    config = write_gateway_config(workdir, upstream_url, database_url=database_url, extra=extra)
     env = {**_clean_env(), "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
     command = [
-        *pinning.server_prefix(),
+        *(pinning.server_prefix() if cpus is None else cpus),
         *gateway_command(),
         "--config",
         str(config),
@@ -250,6 +302,14 @@ def start_gateway(workdir: Path, pinning: Pinning, upstream_url: str) -> ServerP
     server = _spawn("gateway", command, f"http://127.0.0.1:{port}", workdir, env)
     server.wait_ready("/readyz")
     return server
+
+
+def start_worker(workdir: Path, index: int, prefix: list[str]) -> ServerProcess:
+    """``gateway worker`` (the job runner alone) with ``<workdir>/config.toml``; it has no
+    HTTP port, so it is "ready" once started (the caller watches the database)."""
+    env = {**_clean_env(), "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    command = [*prefix, *gateway_command(), "--config", str(workdir / "config.toml"), "worker"]
+    return _spawn(f"worker{index}", command, "", workdir, env)
 
 
 NGINX_CONFIG = """\
