@@ -95,6 +95,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx comparison")
     parser.add_argument(
+        "--scale-max",
+        type=int,
+        default=1_000_000,
+        help="--only scale: the largest seeded size (default 10^6; sizes 10^4, 10^5, 10^6 up to it)",
+    )
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgres",
+        help="--only scale: the stores to seed and measure (default sqlite,postgres)",
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="--only scale/inflight/busy: also write the README block and the plot",
+    )
+    parser.add_argument(
         "--only",
         choices=["persistence", "baseline", "scale", "inflight", "busy"],
         help="focused run of one measurement (bench/out only): persistence = --runs 200 MiB "
@@ -483,12 +499,78 @@ def _persistence_derived(result: PersistenceResult) -> dict[str, float | None]:
     }
 
 
+def replace_block(name: str, text: str) -> None:
+    """Replace bench/README.md's ``<!-- bench-NAME:start -->`` ... ``end`` block."""
+    pattern = re.compile(
+        rf"(<!-- bench-{name}:start -->\n).*?(<!-- bench-{name}:end -->)", re.DOTALL
+    )
+    readme = README.read_text()
+    if not pattern.search(readme):
+        log(f"bench/README.md has no bench-{name} block: not written")
+        return
+    README.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), readme))
+    log(f"wrote the bench-{name} block of bench/README.md")
+
+
+def load_note() -> str:
+    """The load average when a focused scenario starts (the machine is shared)."""
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main_scale(args: argparse.Namespace, notes: list[str]) -> int:
+    """``--only scale``: seed each store size by size and measure (see bench/scale.py)."""
+    from bench.plots import PLOTS_DIR, plot_scale
+    from bench.scale import run_scale, scale_checks, scale_table, to_json
+
+    machine = describe_machine()
+    pinning = plan_pinning()
+    started = datetime.now(UTC)
+    load = load_note()
+    log(f"pinning: {pinning.note}; {load}")
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-scale-") as tmp:
+        results = run_scale(
+            Path(tmp),
+            pinning,
+            args.duration,
+            args.scale_max,
+            [s.strip() for s in args.stores.split(",") if s.strip()],
+            log,
+        )
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    header = (
+        f"Run: {started:%Y-%m-%d %H:%M} UTC, commit {machine.commit}, {machine.line()}; "
+        f"{load} at the start; wrk -c{CONNECTIONS}, {args.duration} s per path, one run; "
+        f"whole run {elapsed:.0f} s."
+    )
+    found = scale_checks(results)
+    checks_md = "\n".join(
+        ["| check | measured | verdict |", "|---|---|---|"]
+        + [f"| {a} | {b} | {c} |" for a, b, c in found]
+    )
+    rows = to_json(results)
+    plot = plot_scale(rows, header[:120], PLOTS_DIR / "scale.png")
+    document = "\n\n".join(
+        [header, scale_table(results), checks_md]
+        + ([f"![scale plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
+    )
+    log("")
+    log(document)
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "scale.json").write_text(json.dumps({"header": header, "results": rows}, indent=2))
+    (OUT_DIR / "RESULTS-scale.md").write_text(document + "\n")
+    if args.write_readme:
+        replace_block("scale", document)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     notes: list[str] = []
     ensure_tools(notes)
     if args.only == "persistence":
         return main_persistence(args, notes)
+    if args.only == "scale":
+        return main_scale(args, notes)
     machine = describe_machine()  # before pinning: nproc counts the CPUs we may use
     pinning = plan_pinning()
     log(f"pinning: {pinning.note}")
