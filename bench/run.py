@@ -106,6 +106,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="--only scale: the stores to seed and measure (default sqlite,postgres)",
     )
     parser.add_argument(
+        "--inflight-jobs", type=int, default=10_000, help="--only inflight: running jobs"
+    )
+    parser.add_argument(
+        "--inflight-configs",
+        default="1x16,1x64,2x64",
+        help="--only inflight: RUNNERSxPOLL_CONCURRENCY, comma-separated (default 1x16,1x64,2x64)",
+    )
+    parser.add_argument(
+        "--inflight-seconds",
+        type=float,
+        default=40.0,
+        help="--only inflight: seconds measured per configuration (default 40: over a 30 s poll cycle)",
+    )
+    parser.add_argument(
+        "--busy-rate", type=float, default=20.0, help="--only busy: creates per second"
+    )
+    parser.add_argument(
+        "--busy-mib", type=int, default=8, help="--only busy: MiB per created video"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="--only busy: py-spy the gateway while busy"
+    )
+    parser.add_argument(
         "--write-readme",
         action="store_true",
         help="--only scale/inflight/busy: also write the README block and the plot",
@@ -563,6 +586,119 @@ def main_scale(args: argparse.Namespace, notes: list[str]) -> int:
     return 0
 
 
+def main_inflight(args: argparse.Namespace, notes: list[str]) -> int:
+    """``--only inflight``: runners keeping running jobs on schedule (see bench/inflight.py)."""
+    from bench.inflight import inflight_table, run_inflight, to_json
+    from bench.plots import PLOTS_DIR, plot_series
+
+    machine = describe_machine()
+    pinning = plan_pinning()
+    started = datetime.now(UTC)
+    load = load_note()
+    configs = [tuple(int(n) for n in c.split("x")) for c in args.inflight_configs.split(",")]
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-inflight-") as tmp:
+        results = run_inflight(
+            Path(tmp),
+            pinning,
+            args.inflight_jobs,
+            [(r, c) for r, c in configs],
+            args.inflight_seconds,
+            log,
+        )
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    header = (
+        f"Run: {started:%Y-%m-%d %H:%M} UTC, commit {machine.commit}, {machine.line()}; "
+        f"{load} at the start; {args.inflight_seconds:.0f} s per configuration, upstream "
+        f"latency 50 ms, runners not pinned; whole run {elapsed:.0f} s."
+    )
+    series = {
+        f"{r.runners} x {r.poll_concurrency}": (
+            [s[0] for s in r.samples],
+            [s[1] for s in r.samples],
+        )
+        for r in results
+    }
+    plot = plot_series(
+        series,
+        xlabel="seconds",
+        ylabel="lateness of the oldest unclaimed due poll, s",
+        title=f"{args.inflight_jobs:,} running jobs, 50 ms upstream: runners x poll_concurrency",
+        path=PLOTS_DIR / "inflight.png",
+        hline=(1.0, "1 s target"),
+    )
+    document = "\n\n".join(
+        [header, inflight_table(results)]
+        + ([f"![in-flight plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
+    )
+    log("")
+    log(document)
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "inflight.json").write_text(
+        json.dumps({"header": header, "results": to_json(results)}, indent=2)
+    )
+    (OUT_DIR / "RESULTS-inflight.md").write_text(document + "\n")
+    if args.write_readme:
+        replace_block("inflight", document)
+    return 0
+
+
+def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
+    """``--only busy``: status and content idle vs while the runner persists (bench/busy.py)."""
+    from bench.busy import BusyRun, busy_checks, busy_table, to_json
+    from bench.plots import PLOTS_DIR, plot_bars
+
+    machine = describe_machine()
+    pinning = plan_pinning()
+    started = datetime.now(UTC)
+    load = load_note()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-busy-") as tmp:
+        result = BusyRun(Path(tmp), pinning, args.runs, args.duration, log).run(
+            args.busy_rate, args.busy_mib, args.profile
+        )
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    header = (
+        f"Run: {started:%Y-%m-%d %H:%M} UTC, commit {machine.commit}, {machine.line()}; "
+        f"{load} at the start; {pinning.note}; wrk -c{CONNECTIONS}, {args.runs} x "
+        f"{args.duration} s per path and phase, medians; busy = {args.busy_rate:g} creates/s of "
+        f"{args.busy_mib} MiB videos ({result.creates_sent} sent, {result.create_errors} errors, "
+        f"{result.completed_during_busy} persisted during the busy runs = "
+        f"{result.persisted_mib_per_second:,.0f} MiB/s); whole run {elapsed:.0f} s."
+    )
+    found = busy_checks(result)
+    checks_md = "\n".join(
+        ["| check | measured | verdict |", "|---|---|---|"]
+        + [f"| {a} | {b} | {c} |" for a, b, c in found]
+    )
+    groups = {
+        f"{name} {metric}": {
+            phase: (getattr(result, phase).get(name).median(metric) or 0.0)
+            for phase in ("idle", "busy")
+            if getattr(result, phase).get(name) is not None
+        }
+        for name, metric in (("status", "p99_ms"), ("status", "p50_ms"), ("content", "p99_ms"))
+    }
+    plot = plot_bars(
+        groups,
+        ylabel="ms",
+        title=f"idle vs busy ({args.busy_rate:g} creates/s of {args.busy_mib} MiB)",
+        path=PLOTS_DIR / "busy.png",
+    )
+    document = "\n\n".join(
+        [header, busy_table(result), checks_md]
+        + ([f"![busy plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
+    )
+    log("")
+    log(document)
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / "busy.json").write_text(
+        json.dumps({"header": header, "result": to_json(result)}, indent=2, default=str)
+    )
+    (OUT_DIR / "RESULTS-busy.md").write_text(document + "\n")
+    if args.write_readme:
+        replace_block("busy", document)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     notes: list[str] = []
@@ -571,6 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_persistence(args, notes)
     if args.only == "scale":
         return main_scale(args, notes)
+    if args.only == "inflight":
+        return main_inflight(args, notes)
+    if args.only == "busy":
+        return main_busy(args, notes)
     machine = describe_machine()  # before pinning: nproc counts the CPUs we may use
     pinning = plan_pinning()
     log(f"pinning: {pinning.note}")
