@@ -56,9 +56,10 @@ def register(sub: Any, run: Runner) -> None:
     usage.add_argument("--json", action="store_true", help="print the API's JSON instead")
     usage.set_defaults(handler=run(_usage))
 
-    sub.add_parser("audit", help="check the budget counters against the ledger").set_defaults(
-        handler=run(_audit)
-    )
+    audit = sub.add_parser("audit", help="check the budget counters against the ledger")
+    audit.add_argument("--team", help="only this team and its keys (cheap on a large ledger)")
+    audit.add_argument("--month", help="with --team: only this UTC month, YYYY-MM")
+    audit.set_defaults(handler=run(_audit))
 
 
 def _owner_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -145,7 +146,7 @@ async def _usage(args: argparse.Namespace, settings: Settings, store: Store) -> 
 async def _audit(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     from gateway.services.usage import audit_report
 
-    problems = (await audit_report(store)).problems
+    problems = (await audit_report(store, args.team, args.month)).problems
     if not problems:
         print(AUDIT_CLEAN)
         return 0

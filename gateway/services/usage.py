@@ -83,5 +83,30 @@ async def usage_report(
     return UsageReport(team=team, since=since, by=group, rows=rows, totals=total_of(rows))
 
 
-async def audit_report(store: Store) -> AuditReport:
-    return AuditReport(problems=await store.audit())
+async def audit_report(
+    store: Store, team_name: str | None = None, month: str | None = None
+) -> AuditReport:
+    """The whole ledger against every counter; with ``team_name`` only that team and its keys
+    (with ``month`` = ``YYYY-MM``, only that month's day and month windows): a check whose cost
+    does not grow with the other teams' history (bench/README.md, "Scale")."""
+    if team_name is None:
+        if month is not None:
+            raise InvalidRequest("month needs a team.", param="month")
+        return AuditReport(problems=await store.audit())
+    team = await store.team_by_name(team_name)
+    if team is None:
+        raise NotFound(f"No team named {team_name!r}.", param="team")
+    return AuditReport(problems=await store.audit_team(team.id, parse_month(month)))
+
+
+def parse_month(value: str | None) -> str | None:
+    """A UTC month ``YYYY-MM`` (as the ledger files it), or None."""
+    if value is None:
+        return None
+    try:
+        datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        raise InvalidRequest(f"month must be YYYY-MM; got {value!r}.", param="month") from None
+    if len(value) != 7:
+        raise InvalidRequest(f"month must be YYYY-MM; got {value!r}.", param="month")
+    return value

@@ -19,13 +19,18 @@ def audit_problems(
     counters: Iterable[Any],
     reserved_but_finished: Iterable[Any],
     settled_but_reserved: Iterable[Any],
+    windows: tuple[str, ...] = ("total", "day", "month"),
 ) -> list[str]:
     """``ledger_sums``: (scope, scope_id, day, month, reserved, spent) sums of the ledger;
     ``counters``: (scope, scope_id, window, period, reserved, spent) rows of the counters;
-    ``reserved_but_finished``: (job id, status); ``settled_but_reserved``: (job id, net)."""
+    ``reserved_but_finished``: (job id, status); ``settled_but_reserved``: (job id, net).
+    ``windows``: the counter windows the ledger rows given can recompute (a one-month slice of
+    the ledger says nothing of the all-time ``total``)."""
     expected: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])
     for scope, scope_id, day, month, reserved, spent in ledger_sums:
         for window, period in (("total", "total"), ("day", day), ("month", month)):
+            if window not in windows:
+                continue
             totals = expected[(scope, scope_id, window, period)]
             totals[0] += reserved
             totals[1] += spent
@@ -53,3 +58,8 @@ def usage_rows(money: Iterable[Any], savings: dict[Any, tuple[int, int]]) -> lis
         base = rows.get(name, UsageRow(str(name), 0, 0, 0, 0, 0))
         rows[name] = replace(base, saved=saved, videos_saved=count)
     return [rows[name] for name in sorted(rows, key=str)]
+
+
+def team_audit_windows(month: str | None) -> tuple[str, ...]:
+    """The windows a team audit checks: all of them, or a month's day and month windows."""
+    return ("day", "month") if month is not None else ("total", "day", "month")

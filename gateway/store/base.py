@@ -411,6 +411,12 @@ class Store(BrowseStore, WebhookStore, Protocol):
         """Every difference between the counters and the ledger, and every finished job whose
         money is still reserved; an empty list means the books balance."""
 
+    async def audit_team(self, team_id: str, month: str | None = None) -> list[str]:
+        """``audit`` of one team and its keys only: their counters (every window, or with
+        ``month`` = ``YYYY-MM`` that month's day and month windows) against their own ledger
+        rows, and the team's finished jobs still holding money. Reads only that team's rows
+        (the ledger's scope index), so its cost does not grow with the rest of the ledger."""
+
     async def metrics_snapshot(self, now: float) -> MetricsSnapshot:
         """Jobs by state, money reserved, storage used and team/org budget headroom now."""
 

@@ -23,7 +23,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
-from gateway.store.audit import audit_problems, usage_rows
+from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
 from gateway.store.postgres_db import JOB_COLUMNS, job_assignments, job_from_row
 from gateway.store.postgres_runner import RunnerQueries
@@ -352,6 +352,52 @@ class MoneyQueries(RunnerQueries):
                 " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
                 " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0 ORDER BY l.job_id"
             ),
+        )
+
+    async def audit_team(self, team_id: str, month: str | None = None) -> list[str]:
+        # $1 the team id; $2 the month and $3 its days' pattern when given.
+        in_month = " AND month = $2" if month is not None else ""
+        periods = (
+            " AND ((window_kind = 'month' AND period = $2) OR (window_kind = 'day' AND period LIKE $3))"
+            if month is not None
+            else ""
+        )
+        sums = (
+            "SELECT scope, scope_id, day, month, SUM(reserved_delta)::bigint,"
+            " SUM(spent_delta)::bigint FROM ledger"
+        )
+        counters = (
+            "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
+        )
+        return audit_problems(
+            await self._fetch(
+                f"{sums} WHERE scope = 'team' AND scope_id = $1{in_month}"  # noqa: S608
+                " GROUP BY scope, scope_id, day, month UNION ALL"
+                f" {sums} WHERE scope = 'key' AND scope_id IN"
+                f" (SELECT id FROM api_keys WHERE team_id = $1){in_month}"
+                " GROUP BY scope, scope_id, day, month",
+                *((team_id, month) if month is not None else (team_id,)),
+            ),
+            await self._fetch(
+                f"{counters} WHERE scope = 'team' AND scope_id = $1{periods} UNION ALL"  # noqa: S608
+                f" {counters} WHERE scope = 'key' AND scope_id IN"
+                f" (SELECT id FROM api_keys WHERE team_id = $1){periods}",
+                *((team_id, month, f"{month}-%") if month is not None else (team_id,)),
+            ),
+            await self._fetch(
+                "SELECT id, status FROM jobs WHERE team_id = $1 AND money_state = 'reserved'"
+                " AND status IN ('completed', 'failed', 'rejected') ORDER BY id",
+                team_id,
+            ),
+            await self._fetch(
+                "SELECT l.job_id, SUM(l.reserved_delta)::bigint FROM ledger l"  # noqa: S608
+                " JOIN jobs j ON j.id = l.job_id"
+                f" WHERE l.scope = 'team' AND l.scope_id = $1{in_month.replace('month', 'l.month')}"
+                " AND j.money_state IN ('charged', 'refunded')"
+                " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0 ORDER BY l.job_id",
+                *((team_id, month) if month is not None else (team_id,)),
+            ),
+            windows=team_audit_windows(month),
         )
 
     async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:

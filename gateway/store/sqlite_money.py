@@ -24,7 +24,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.errors import BudgetExceeded
-from gateway.store.audit import audit_problems, usage_rows
+from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
 from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
 from gateway.store.sqlite_db import JOB_COLUMNS, fetchall, fetchone, job_from_row
 from gateway.store.sqlite_runner import RunnerQueries, changed_one, job_assignments
@@ -160,6 +160,48 @@ class MoneyQueries(RunnerQueries):
                 " WHERE l.scope = 'org' AND j.money_state IN ('charged', 'refunded')"
                 " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0"
             ),
+        )
+
+    async def audit_team(self, team_id: str, month: str | None = None) -> list[str]:
+        in_month = " AND month = ?" if month is not None else ""
+        extra: tuple[str, ...] = (month,) if month is not None else ()
+        periods = ""
+        period_args: tuple[str, ...] = ()
+        if month is not None:
+            periods = " AND ((window_kind = 'month' AND period = ?) OR (window_kind = 'day' AND period LIKE ?))"
+            period_args = (month, f"{month}-%")
+        sums = (
+            "SELECT scope, scope_id, day, month, SUM(reserved_delta), SUM(spent_delta) FROM ledger"
+        )
+        return audit_problems(
+            await self._fetch(
+                f"{sums} WHERE scope = 'team' AND scope_id = ?{in_month}"  # noqa: S608
+                " GROUP BY scope, scope_id, day, month UNION ALL"
+                f" {sums} WHERE scope = 'key' AND scope_id IN"
+                f" (SELECT id FROM api_keys WHERE team_id = ?){in_month}"
+                " GROUP BY scope, scope_id, day, month",
+                (team_id, *extra, team_id, *extra),
+            ),
+            await self._fetch(
+                "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"  # noqa: S608
+                f" WHERE scope = 'team' AND scope_id = ?{periods} UNION ALL"
+                " SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
+                f" WHERE scope = 'key' AND scope_id IN (SELECT id FROM api_keys WHERE team_id = ?){periods}",
+                (team_id, *period_args, team_id, *period_args),
+            ),
+            await self._fetch(
+                "SELECT id, status FROM jobs WHERE team_id = ? AND money_state = 'reserved'"
+                " AND status IN ('completed', 'failed', 'rejected')",
+                (team_id,),
+            ),
+            await self._fetch(
+                "SELECT l.job_id, SUM(l.reserved_delta) FROM ledger l JOIN jobs j ON j.id = l.job_id"  # noqa: S608
+                f" WHERE l.scope = 'team' AND l.scope_id = ?{in_month.replace('month', 'l.month')}"
+                " AND j.money_state IN ('charged', 'refunded')"
+                " GROUP BY l.job_id HAVING SUM(l.reserved_delta) != 0",
+                (team_id, *extra),
+            ),
+            windows=team_audit_windows(month),
         )
 
     async def usage(self, team_id: str, *, since: float, by: str) -> list[UsageRow]:

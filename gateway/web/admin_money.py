@@ -69,8 +69,9 @@ async def usage(request: Request) -> Response:
 
 async def audit(request: Request) -> Response:
     require_admin(request)
-    _query(request, ())
-    return JSONResponse(render_audit(await audit_report(context(request).store)))
+    params = _query(request, ("team", "month"))
+    report = await audit_report(context(request).store, params.get("team"), params.get("month"))
+    return JSONResponse(render_audit(report))
 
 
 # -- small steps --------------------------------------------------------------------------

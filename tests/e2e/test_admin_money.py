@@ -292,6 +292,10 @@ QUERY_ERRORS = [
     ("GET", "/admin/usage", {"team": TEAM, "by": "week"}, 400, "by", "invalid_value"),
     ("GET", "/admin/usage", {"team": TEAM, "group": "model"}, 400, "group", "unknown_parameter"),
     ("GET", "/admin/audit", {"fix": "1"}, 400, "fix", "unknown_parameter"),
+    ("GET", "/admin/audit", {"month": "2026-11"}, 400, "month", "invalid_value"),
+    ("GET", "/admin/audit", {"team": "ghosts"}, 404, "team", "not_found"),
+    ("GET", "/admin/audit", {"team": TEAM, "month": "2026-13"}, 400, "month", "invalid_value"),
+    ("GET", "/admin/audit", {"team": TEAM, "month": "Nov"}, 400, "month", "invalid_value"),
 ]
 
 
@@ -385,6 +389,10 @@ def test_usage_and_budgets_after_real_videos(
         "8.305",
     )
     assert gateway.admin("GET", "/admin/audit").json() == {"clean": True, "problems": []}
+    month = datetime.now(UTC).strftime("%Y-%m")
+    for params in ({"team": TEAM}, {"team": TEAM, "month": month}):
+        team_audit = gateway.admin("GET", "/admin/audit", params=params).json()
+        assert team_audit == {"clean": True, "problems": []}
 
 
 def test_a_limit_set_over_the_api_holds(gateway: GatewayHandle, sandbox: SandboxHandle):

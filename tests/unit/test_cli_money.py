@@ -315,3 +315,43 @@ def test_audit_clean_then_problems(cli: Cli):
     assert problem.startswith("counter org/org/total/total:")
     assert "spent 565001" in problem
     assert err == "audit found 1 problem(s)\n"
+
+
+def test_audit_of_one_team_and_month(cli: Cli):
+    research = cli.key_id("research", "notebook")
+    spend(cli, research, charged=1)
+    cli.ok("teams", "create", "design")
+    other = cli.key_id("design", "laptop")
+    spend(cli, other, charged=1)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert cli("audit", "--team", "research") == (0, AUDIT_CLEAN + "\n", "")
+    assert cli("audit", "--team", "research", "--month", month) == (0, AUDIT_CLEAN + "\n", "")
+
+    with closing(sqlite3.connect(cli.db)) as db, db:
+        db.execute(
+            "UPDATE budget_counters SET spent = spent + 1"
+            " WHERE scope = 'key' AND scope_id = ? AND window_kind = 'month'",
+            (other,),
+        )
+    assert cli("audit", "--team", "research", "--month", month)[0] == 0
+    code, out, err = cli("audit", "--team", "design", "--month", month)
+    assert code == 1
+    [problem] = out.splitlines()
+    assert problem.startswith(f"counter key/{other}/month/{month}:")
+    assert err == "audit found 1 problem(s)\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--team", "ghosts"], "error: No team named 'ghosts'."),
+        (["--month", "2026-11"], "month needs a team."),
+        (["--team", "research", "--month", "2026-13"], "month must be YYYY-MM"),
+        (["--team", "research", "--month", "2026-1"], "month must be YYYY-MM"),
+    ],
+)
+def test_audit_errors_exit_2(cli: Cli, argv: list[str], message: str):
+    cli.key_id("research", "notebook")
+    code, out, err = cli("audit", *argv)
+    assert (code, out) == (2, "")
+    assert message in err
