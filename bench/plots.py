@@ -40,7 +40,7 @@ def plot_scale(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path |
             ys = [(r["paths"].get(name) or {}).get("p50_ms") for r in mine]
             if any(y is not None for y in ys):
                 left.plot(xs, ys, styles.get(store, "-"), marker="o", label=f"{store} {name}")
-        for name in ("usage_team_month", "audit"):
+        for name in ("usage_team_month", "usage_team_all", "audit_team_month", "audit"):
             ys = [r["admin_seconds"].get(name) for r in mine]
             if any(y is not None for y in ys):
                 right.plot(xs, ys, styles.get(store, "-"), marker="o", label=f"{store} {name}")
@@ -74,7 +74,7 @@ def plot_series(
         return None
     fig, axis = plt.subplots(figsize=(8, 4.5))
     for name, (xs, ys) in series.items():
-        axis.plot(list(xs), list(ys), marker="o", label=name)
+        axis.plot(list(xs), list(ys), marker="o" if len(xs) <= 40 else None, label=name)
     if hline is not None:
         axis.axhline(hline[0], color="red", linewidth=0.8, linestyle=":", label=hline[1])
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
