@@ -291,10 +291,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
     from gateway.app import check_settings, run_worker
+    from gateway.gc_tuning import settle_heap
     from gateway.logs import configure_logging
 
     check_settings(settings)
     configure_logging(settings.log.level, settings.log.format)
+    settle_heap()  # see gateway/gc_tuning.py
 
     async def go() -> int:
         stop = asyncio.Event()
@@ -342,6 +344,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from gateway.app import check_settings, create_app
+    from gateway.gc_tuning import settle_heap
     from gateway.logs import configure_logging
 
     check_settings(settings)  # before anything is written: no key and no --sandbox stops here
@@ -350,8 +353,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.use_sandbox:
         key = asyncio.run(_demo_key(settings))
         _print_banner(settings, key)
+    app = create_app(settings)
+    settle_heap()  # after the imports and the app: see gateway/gc_tuning.py
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,
