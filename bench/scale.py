@@ -15,7 +15,8 @@ is measured with wrk (``-c16``, ``--duration`` seconds per path, one run):
 then, timed from the harness over HTTP (median of a few calls): ``GET /admin/usage`` for one team
 since the first of this month (a team-month) and since the beginning, ``GET /admin/audit`` for
 that team and this month, for that team (every window), and for the whole ledger against every
-counter (information: it reads every ledger row by design). Database bytes per video: SQLite's file size, or
+counter (information: it reads every ledger row by design); and ``GET /metrics`` (its snapshot
+counts jobs and sums the assets table on every scrape). Database bytes per video: SQLite's file size, or
 ``pg_database_size``, divided by the videos; also the ``jobs`` table alone (with its indexes); both minus the empty migrated database, so a fixed overhead (about 7 MiB
 for an empty PostgreSQL database) is not spread over the videos.
 """
@@ -295,6 +296,7 @@ class ScaleRun:
             "audit_team_month": f"/admin/audit?team={team}&month={month[:7]}",
             "audit_team_all": f"/admin/audit?team={team}",
             "audit": "/admin/audit",
+            "metrics": "/metrics",
         }
         with httpx.Client(base_url=url, headers=admin, timeout=600) as client:
             for name, path in calls.items():
@@ -353,7 +355,14 @@ def run_scale(
 # -- report ----------------------------------------------------------------------------------
 
 PATHS = ("status", "list", "list_deep", "create", "cache_hit")
-ADMIN = ("usage_team_month", "usage_team_all", "audit_team_month", "audit_team_all", "audit")
+ADMIN = (
+    "usage_team_month",
+    "usage_team_all",
+    "audit_team_month",
+    "audit_team_all",
+    "audit",
+    "metrics",
+)
 
 
 def _ms(value: float | None) -> str:
@@ -364,7 +373,7 @@ def scale_table(results: list[SizeResult]) -> str:
     header = ["store", "videos", "seed s", "B/video (DB)", "B/video (jobs+idx)"]
     header += [f"{p} p50 / p99 ms (req/s)" for p in PATHS]
     header += ["usage team-month ms", "usage team all-time ms", "audit team-month ms"]
-    header += ["audit team all-time ms", "audit whole ledger ms (all clean)"]
+    header += ["audit team all-time ms", "audit whole ledger ms (all clean)", "GET /metrics ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         row = [
