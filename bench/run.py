@@ -129,6 +129,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="--only busy: py-spy the gateway while busy"
     )
     parser.add_argument(
+        "--busy-modes",
+        default="in-process,split",
+        help="--only busy: where the runner runs: in-process (inside serve), split (its own "
+        "gateway worker process on the same CPU); default both",
+    )
+    parser.add_argument(
         "--write-readme",
         action="store_true",
         help="--only scale/inflight/busy: also write the README block and the plot",
@@ -651,32 +657,41 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
     pinning = plan_pinning()
     started = datetime.now(UTC)
     load = load_note()
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-busy-") as tmp:
-        result = BusyRun(Path(tmp), pinning, args.runs, args.duration, log).run(
-            args.busy_rate, args.busy_mib, args.profile
-        )
+    results = []
+    for split in [m == "split" for m in args.busy_modes.split(",")]:
+        with tempfile.TemporaryDirectory(prefix="gateway-bench-busy-") as tmp:
+            log(f"busy: runner {'in its own process' if split else 'inside serve'}")
+            results.append(
+                BusyRun(Path(tmp), pinning, args.runs, args.duration, log).run(
+                    args.busy_rate, args.busy_mib, args.profile and not split, split
+                )
+            )
     elapsed = (datetime.now(UTC) - started).total_seconds()
+    sent = ", ".join(
+        f"{r.mode}: {r.creates_sent} sent, {r.create_errors} errors, {r.completed_during_busy} "
+        f"persisted during the busy runs = {r.persisted_mib_per_second:,.0f} MiB/s"
+        for r in results
+    )
     header = (
         f"Run: {started:%Y-%m-%d %H:%M} UTC, commit {machine.commit}, {machine.line()}; "
         f"{load} at the start; {pinning.note}; wrk -c{CONNECTIONS}, {args.runs} x "
         f"{args.duration} s per path and phase, medians; busy = {args.busy_rate:g} creates/s of "
-        f"{args.busy_mib} MiB videos ({result.creates_sent} sent, {result.create_errors} errors, "
-        f"{result.completed_during_busy} persisted during the busy runs = "
-        f"{result.persisted_mib_per_second:,.0f} MiB/s); whole run {elapsed:.0f} s."
+        f"{args.busy_mib} MiB videos ({sent}); whole run {elapsed:.0f} s."
     )
-    found = busy_checks(result)
+    found = busy_checks(results)
     checks_md = "\n".join(
         ["| check | measured | verdict |", "|---|---|---|"]
         + [f"| {a} | {b} | {c} |" for a, b, c in found]
     )
-    groups = {
-        f"{name} {metric}": {
-            phase: (getattr(result, phase).get(name).median(metric) or 0.0)
-            for phase in ("idle", "busy")
-            if getattr(result, phase).get(name) is not None
-        }
-        for name, metric in (("status", "p99_ms"), ("status", "p50_ms"), ("content", "p99_ms"))
-    }
+    groups: dict[str, dict[str, float]] = {}
+    for r in results:
+        for name, metric in (("status", "p99_ms"), ("status", "p50_ms"), ("content", "p99_ms")):
+            for phase in ("idle", "busy"):
+                measured = getattr(r, phase).get(name)
+                if measured is not None:
+                    groups.setdefault(f"{name} {metric}", {})[f"{phase}, {r.mode} runner"] = (
+                        measured.median(metric) or 0.0
+                    )
     plot = plot_bars(
         groups,
         ylabel="ms",
@@ -684,14 +699,16 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
         path=PLOTS_DIR / "busy.png",
     )
     document = "\n\n".join(
-        [header, busy_table(result), checks_md]
+        [header, busy_table(results), checks_md]
         + ([f"![busy plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
     )
     log("")
     log(document)
     OUT_DIR.mkdir(exist_ok=True)
     (OUT_DIR / "busy.json").write_text(
-        json.dumps({"header": header, "result": to_json(result)}, indent=2, default=str)
+        json.dumps(
+            {"header": header, "results": [to_json(r) for r in results]}, indent=2, default=str
+        )
     )
     (OUT_DIR / "RESULTS-busy.md").write_text(document + "\n")
     if args.write_readme:
