@@ -118,6 +118,7 @@ def videos(who: Principals, start: int, count: int, total: int, now: float) -> I
     batches; video ``i`` is created at ``now - span + i * span / total`` (time-ordered ids)."""
     span = MONTHS * 30 * DAY
     batch = Batch([], [], [], [])
+    periods: dict[int, tuple[str, str]] = {}  # UTC day number -> (day, month): strftime is dear
     for i in range(start, start + count):
         created = now - span + (i + 0.5) * span / total
         k = i % KEYS
@@ -151,7 +152,10 @@ def videos(who: Principals, start: int, count: int, total: int, now: float) -> I
             cache_result="miss",
         )
         batch.jobs.append(job)
-        day, month = period_of("day", created), period_of("month", created)
+        day_number = int(created // DAY)
+        if day_number not in periods:
+            periods[day_number] = (period_of("day", created), period_of("month", created))
+        day, month = periods[day_number]
         for scope, scope_id in (("key", key_id), ("team", team_id), ("org", ORG_ID)):
             batch.ledger.append(
                 (job.id, "reserve", scope, scope_id, day, month, PRICE_MICROS, 0, created)
@@ -200,6 +204,9 @@ def seed_sqlite(url: str, who: Principals | None, start: int, count: int, total:
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = OFF")
+        # Random keys (cache keys, asset keys, job ids in the ledger index) miss the default 2 MB
+        # page cache once the indexes outgrow it: give the seeding 1 GiB.
+        db.execute("PRAGMA cache_size = -1048576")
         db.execute("BEGIN")
         if who is None:
             who, teams, keys = principals(now)
