@@ -22,14 +22,18 @@ from collections.abc import Sequence
 
 import orjson
 
-from gateway.sandbox.media import iter_video_chunks
+from gateway.sandbox.config import SandboxConfig
+from gateway.sandbox.media import iter_video_chunks, served_size
+from gateway.sandbox.render import RenderSpec, frame_size, render_mp4
 
 MODEL = "doubao-seedance-2-0-fast-260128"
 _REASONS = {200: b"OK", 201: b"Created", 400: b"Bad Request", 404: b"Not Found"}
 
 
 class State:
-    """Counters and the video every job serves (one size at a time, like the sandbox)."""
+    """Counters and the videos jobs serve: one 5 s render (made once, like the sandbox's: the
+    gateway probes what it stores), padded to the configured size with a ``free`` box whose
+    filler is keyed by the job id, so every job's file (and sha256) is its own."""
 
     def __init__(self, video_bytes: int, running: bool, latency: float) -> None:
         self.stats: Counter[str] = Counter()
@@ -37,11 +41,17 @@ class State:
         self.latency = latency
         self.ids = itertools.count(1)
         self.prefix = f"fast{int(time.time()):x}"
-        self.video = b""
-        self.set_video_bytes(video_bytes)
+        config = SandboxConfig()
+        width, height = frame_size("16:9", config.frame_short_side)
+        spec = RenderSpec(width, height, config.frame_rate, 5, (200, 120, 40))
+        self.core = render_mp4(spec)
+        self.video_bytes = video_bytes
 
     def set_video_bytes(self, size: int) -> None:
-        self.video = b"".join(iter_video_chunks(b"bench-fast-upstream", size))
+        self.video_bytes = size
+
+    def video_size(self) -> int:
+        return served_size(len(self.core), self.video_bytes)
 
     def document(self, job_id: str) -> bytes:
         status = "in_progress" if self.running else "completed"
@@ -136,8 +146,9 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(_head(200, len(payload)) + payload)
         elif method == b"GET" and len(parts) == 4 and parts[3] == b"content":
             state.stats["content"] += 1
-            transport.write(_head(200, len(state.video), b"video/mp4"))
-            transport.write(state.video)
+            transport.write(_head(200, state.video_size(), b"video/mp4"))
+            for chunk in iter_video_chunks(state.core, parts[2], state.video_bytes):
+                transport.write(chunk)
         elif method == b"DELETE" and len(parts) == 3:
             state.stats["delete"] += 1
             payload = b'{"deleted":true}'
@@ -152,7 +163,7 @@ class HttpProtocol(asyncio.Protocol):
                     state.set_video_bytes(int(changes["video_bytes"]))
                 if "running" in changes:
                     state.running = bool(changes["running"])
-            payload = orjson.dumps({"video_bytes": len(state.video), "running": state.running})
+            payload = orjson.dumps({"video_bytes": state.video_bytes, "running": state.running})
             transport.write(_head(200, len(payload)) + payload)
         else:
             payload = b'{"error":{"message":"not found","type":"Aihubmix_api_error"}}'
