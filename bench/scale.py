@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import statistics
 import time
@@ -199,12 +200,15 @@ class ScaleRun:
             return sqlite_sizes(Path(seed.parse_sqlite_url(url)))
         return asyncio.run(postgres_sizes(url))
 
-    def run_store(self, store: str, url: str, sizes: list[int]) -> list[SizeResult]:
+    def run_store(
+        self, store: str, url: str, sizes: list[int], results: list[SizeResult]
+    ) -> list[SizeResult]:
+        """Seed and measure each size; every result is appended to ``results`` as it comes
+        (and written to bench/out/scale-partial.json), so a failure later keeps it."""
         asyncio.run(seed.migrate(url))
         empty, empty_jobs = self._sizes(store, url)  # subtracted: bytes a video adds
         who: seed.Principals | None = None
         done = 0
-        results: list[SizeResult] = []
         for size in sizes:
             started = time.monotonic()
             if store == "sqlite":
@@ -228,6 +232,9 @@ class ScaleRun:
             assert who is not None
             self.measure(result, url, who)
             results.append(result)
+            partial = Path(__file__).resolve().parent / "out" / "scale-partial.json"
+            partial.parent.mkdir(exist_ok=True)
+            partial.write_text(json.dumps(to_json(results), indent=2))
         return results
 
     def measure(self, result: SizeResult, url: str, who: seed.Principals) -> None:
@@ -338,15 +345,18 @@ def run_scale(
     try:
         run = ScaleRun(workdir, pinning, sandbox, seconds, log)
         for store in stores:
-            if store == "sqlite":
-                url = f"sqlite:///{workdir / 'scale.db'}"
-                results += run.run_store(store, url, sizes)
-                with contextlib.suppress(OSError):
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{workdir / 'scale.db'}{suffix}").unlink()
-            else:
-                with postgres_database(POSTGRES_ADMIN_URL) as url:
-                    results += run.run_store(store, url, sizes)
+            try:
+                if store == "sqlite":
+                    url = f"sqlite:///{workdir / 'scale.db'}"
+                    run.run_store(store, url, sizes, results)
+                    with contextlib.suppress(OSError):
+                        for suffix in ("", "-wal", "-shm"):
+                            Path(f"{workdir / 'scale.db'}{suffix}").unlink()
+                else:
+                    with postgres_database(POSTGRES_ADMIN_URL) as url:
+                        run.run_store(store, url, sizes, results)
+            except Exception as exc:  # keep what was measured; say what stopped the rest
+                log(f"scale/{store}: stopped: {type(exc).__name__}: {exc}")
     finally:
         sandbox.stop()
     return results
