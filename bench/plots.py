@@ -44,7 +44,8 @@ def plot_scale(rows: Sequence[dict[str, Any]], title: str, path: Path) -> Path |
             ys = [r["admin_seconds"].get(name) for r in mine]
             if any(y is not None for y in ys):
                 right.plot(xs, ys, styles.get(store, "-"), marker="o", label=f"{store} {name}")
-    left.set(xscale="log", xlabel="stored videos", ylabel="p50 ms (wrk -c16)", title="requests")
+    left.set(xscale="log", yscale="log", xlabel="stored videos", ylabel="p50 ms (wrk -c16)")
+    left.set_title("requests")
     right.set(xscale="log", yscale="log", xlabel="stored videos", ylabel="seconds", title="admin")
     right.axhline(1.0, color="red", linewidth=0.8, linestyle=":", label="1 s target")
     for axis in (left, right):
