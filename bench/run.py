@@ -528,6 +528,29 @@ def _persistence_derived(result: PersistenceResult) -> dict[str, float | None]:
     }
 
 
+def ratio_plot(scenario_figures: list[Any]) -> str:
+    """bench/plots/bench.png: the gateway's req/s and p99 as multiples of nginx's, per scenario
+    (markdown linking it, or a note when matplotlib is missing)."""
+    from bench.plots import PLOTS_DIR, plot_bars
+
+    groups: dict[str, dict[str, float]] = {}
+    for fig in scenario_figures:
+        ratios = fig.ratios.get("gateway", {}).get("nginx")
+        if ratios:
+            label = fig.name.replace("baseline_", "fast ")
+            groups[label] = {
+                "req/s ÷ nginx": ratios.get("requests_per_second") or 0.0,
+                "p99 ÷ nginx": ratios.get("p99_ms") or 0.0,
+            }
+    plot = plot_bars(
+        groups,
+        ylabel="gateway ÷ nginx (same run)",
+        title="gateway vs nginx: sandbox upstream, and the fast upstream (fast ...)",
+        path=PLOTS_DIR / "bench.png",
+    )
+    return "![gateway vs nginx](plots/bench.png)" if plot else "(matplotlib missing: no plot)"
+
+
 def replace_block(name: str, text: str) -> None:
     """Replace bench/README.md's ``<!-- bench-NAME:start -->`` ... ``end`` block."""
     pattern = re.compile(
@@ -761,6 +784,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = render_body(
         scenario_figures, download_figs, found, DOWNLOAD_BYTES // 2**20, persistence_figs
     )
+    if not (args.quick or args.only):
+        body += "\n\n" + ratio_plot(scenario_figures)
     document = render_markdown(meta, body)
     log("")
     log(document)
