@@ -91,7 +91,12 @@ def plot_series(
 
 
 def plot_bars(
-    groups: dict[str, dict[str, float]], *, ylabel: str, title: str, path: Path
+    groups: dict[str, dict[str, float]],
+    *,
+    ylabel: str,
+    title: str,
+    path: Path,
+    logy: bool = False,
 ) -> Path | None:
     """Grouped bars: ``{group: {series: value}}`` (say scenario -> target -> ratio)."""
     plt = _pyplot()
@@ -107,6 +112,9 @@ def plot_bars(
     axis.set_xticks([n + width * (len(series) - 1) / 2 for n in range(len(names))])
     axis.set_xticklabels(names, fontsize=8)
     axis.set(ylabel=ylabel, title=title)
+    if logy:
+        axis.set_yscale("log")
+        axis.axhline(1.0, color="black", linewidth=0.6)
     axis.grid(True, axis="y", alpha=0.3)
     axis.legend(fontsize=8)
     fig.tight_layout()

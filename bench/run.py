@@ -547,6 +547,7 @@ def ratio_plot(scenario_figures: list[Any]) -> str:
         ylabel="gateway ÷ nginx (same run)",
         title="gateway vs nginx: sandbox upstream, and the fast upstream (fast ...)",
         path=PLOTS_DIR / "bench.png",
+        logy=True,
     )
     return "![gateway vs nginx](plots/bench.png)" if plot else "(matplotlib missing: no plot)"
 
