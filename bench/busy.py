@@ -176,15 +176,21 @@ class BusyRun:
                     f"non-2xx {result.non_2xx}"
                 )
 
-    def run(self, rate: float, video_mib: int, profile: bool, split: bool = False) -> BusyResult:
+    def run(
+        self, rate: float, video_mib: int, profile: bool, split: bool = False, nice: bool = False
+    ) -> BusyResult:
         """``split``: the runner in its own ``gateway worker`` process (``jobs.runner = false``
         on ``serve``), pinned to the same server CPU: the two share the core through the OS
-        scheduler instead of one interpreter's GIL and event loop."""
-        result = BusyResult(rate, video_mib, mode="split" if split else "in-process")
+        scheduler instead of one interpreter's GIL and event loop. ``nice``: that worker at
+        ``nice 19``, so the scheduler gives the API process the core first (a bounded share
+        for background work, as a CPU limit on a separate worker Deployment would)."""
+        mode = ("split, nice 19" if nice else "split") if split else "in-process"
+        result = BusyResult(rate, video_mib, mode=mode)
         upstream = start_fast_upstream(self.workdir, self.pinning, MIB)
         extra = "\n[jobs]\nrunner = false\n" if split else ""
         gateway = start_gateway(self.workdir, self.pinning, upstream.url, extra=extra)
-        worker = start_worker(self.workdir, 0, self.pinning.server_prefix()) if split else None
+        prefix = (["nice", "-n", "19"] if nice else []) + self.pinning.server_prefix()
+        worker = start_worker(self.workdir, 0, prefix) if split else None
         workload = Workload(gateway.url, upstream.url, ADMIN_TOKEN)
         database = self.workdir / "gateway.db"
         try:

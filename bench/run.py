@@ -132,7 +132,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--busy-modes",
         default="in-process,split",
         help="--only busy: where the runner runs: in-process (inside serve), split (its own "
-        "gateway worker process on the same CPU); default both",
+        "gateway worker process on the same CPU), split-nice (that, at nice 19); default "
+        "in-process,split",
     )
     parser.add_argument(
         "--write-readme",
@@ -682,12 +683,13 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
     started = datetime.now(UTC)
     load = load_note()
     results = []
-    for split in [m == "split" for m in args.busy_modes.split(",")]:
+    for mode in args.busy_modes.split(","):
+        split, nice = mode.startswith("split"), mode == "split-nice"
         with tempfile.TemporaryDirectory(prefix="gateway-bench-busy-") as tmp:
-            log(f"busy: runner {'in its own process' if split else 'inside serve'}")
+            log(f"busy: runner {mode}")
             results.append(
                 BusyRun(Path(tmp), pinning, args.runs, args.duration, log).run(
-                    args.busy_rate, args.busy_mib, args.profile and not split, split
+                    args.busy_rate, args.busy_mib, args.profile and not split, split, nice
                 )
             )
     elapsed = (datetime.now(UTC) - started).total_seconds()
