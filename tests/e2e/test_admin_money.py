@@ -3,6 +3,7 @@ validation errors, usage reports after real videos, and the audit."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest

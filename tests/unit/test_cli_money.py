@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +324,7 @@ def test_audit_of_one_team_and_month(cli: Cli):
     cli.ok("teams", "create", "design")
     other = cli.key_id("design", "laptop")
     spend(cli, other, charged=1)
-    month = datetime.now(UTC).strftime("%Y-%m")
+    month = datetime.fromtimestamp(cli.clock(), UTC).strftime("%Y-%m")  # when spend() spent
     assert cli("audit", "--team", "research") == (0, AUDIT_CLEAN + "\n", "")
     assert cli("audit", "--team", "research", "--month", month) == (0, AUDIT_CLEAN + "\n", "")
 
