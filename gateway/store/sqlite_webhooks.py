@@ -31,6 +31,7 @@ from gateway.store.webhook_rows import (
     SELECT_ENDPOINT,
     attempt_from_row,
     delivery_from_row,
+    endpoint_changes,
     endpoint_from_row,
     endpoint_row,
 )
@@ -93,18 +94,14 @@ class WebhookQueries(SqliteDatabase):
         status: EndpointStatus | None = None,
         disabled_reason: str | None = None,
     ) -> WebhookEndpoint | None:
-        changes: dict[str, Any] = {"updated_at": now}
-        if name is not None:
-            changes["name"] = name
-        if url is not None:
-            changes["url"] = url
-        if event_types is not None:
-            changes["event_types"] = ",".join(event_types)
-        if status is not None:
-            changes["status"] = status
-            changes["disabled_reason"] = disabled_reason if status == "disabled" else None
-            if status == "enabled":
-                changes["consecutive_failures"] = 0
+        changes = endpoint_changes(
+            now=now,
+            name=name,
+            url=url,
+            event_types=event_types,
+            status=status,
+            disabled_reason=disabled_reason,
+        )
         fields = sorted(changes)  # fixed names from above, never input
         return await self._write(
             _endpoint_or_none,

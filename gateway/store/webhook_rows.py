@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.store.webhook_records import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from gateway.store.webhook_records import (
+    EndpointStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 ENDPOINT_COLUMNS = (
     "id, team_id, name, url, event_types, secret_sealed, secret_hint, created_at, updated_at,"
@@ -59,3 +64,29 @@ def endpoint_row(endpoint: WebhookEndpoint) -> tuple[Any, ...]:
         endpoint.previous_secret_sealed,
         endpoint.previous_secret_expires_at,
     )
+
+
+def endpoint_changes(
+    *,
+    now: int,
+    name: str | None,
+    url: str | None,
+    event_types: tuple[str, ...] | None,
+    status: EndpointStatus | None,
+    disabled_reason: str | None,
+) -> dict[str, Any]:
+    """The columns an endpoint update writes, for both adapters: only what is given; a reason
+    only while disabled; enabling resets the consecutive failure count."""
+    changes: dict[str, Any] = {"updated_at": now}
+    if name is not None:
+        changes["name"] = name
+    if url is not None:
+        changes["url"] = url
+    if event_types is not None:
+        changes["event_types"] = ",".join(event_types)
+    if status is not None:
+        changes["status"] = status
+        changes["disabled_reason"] = disabled_reason if status == "disabled" else None
+        if status == "enabled":
+            changes["consecutive_failures"] = 0
+    return changes
