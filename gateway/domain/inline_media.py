@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Final
+
+from gateway.domain.video_request import StoredMedia, VideoRequest
 
 BLOB_URL_PREFIX: Final = "blob:sha256:"
 _DATA_URL: Final = re.compile(
@@ -42,12 +42,12 @@ class MediaRef:
     media_type: str
 
 
-def inline_media(request: Mapping[str, Any]) -> list[InlineMedia]:
+def inline_media(request: VideoRequest) -> list[InlineMedia]:
     """Every ``data:`` URL among the request's content items, decoded (validated upstream of
     here by ``requests.parse_video_request``; an undecodable one is left inline)."""
     found: list[InlineMedia] = []
-    for index, item in enumerate(request.get("content", ())):
-        url = item[item["type"]]["url"]
+    for index, item in enumerate(request.content):
+        url = item.url
         match = _DATA_URL.fullmatch(url) if url[:5].lower() == "data:" else None
         if match is None:
             continue
@@ -59,15 +59,12 @@ def inline_media(request: Mapping[str, Any]) -> list[InlineMedia]:
     return found
 
 
-def with_references(request: Mapping[str, Any], refs: list[MediaRef]) -> dict[str, Any]:
+def with_references(request: VideoRequest, refs: list[MediaRef]) -> VideoRequest:
     """A copy of ``request`` whose inline items name their stored blob instead of holding it."""
-    stored = copy.deepcopy(dict(request))
+    content = list(request.content)
     for ref in refs:
-        item = stored["content"][ref.index]
-        item[item["type"]] = {
-            "url": f"{BLOB_URL_PREFIX}{ref.key}",
-            "sha256": ref.key,
-            "bytes": ref.size,
-            "media_type": ref.media_type,
-        }
-    return stored
+        stored = StoredMedia(sha256=ref.key, bytes=ref.size, media_type=ref.media_type)
+        content[ref.index] = replace(
+            content[ref.index], url=f"{BLOB_URL_PREFIX}{ref.key}", stored=stored
+        )
+    return replace(request, content=tuple(content))

@@ -23,15 +23,46 @@ ROLE_MEDIA: Mapping[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class StoredMedia:
+    """Where an inline (``data:``) item's bytes went: the blob named by ``sha256``. Only the
+    stored copy of a request carries it (``domain/inline_media.py``); its ``url`` is then
+    ``blob:sha256:<sha256>``."""
+
+    sha256: str
+    bytes: int
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContentItem:
     """One reference media item, in the order the client gave it."""
 
     type: MediaType
     url: str
     role: Role
+    stored: StoredMedia | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, self.type: {"url": self.url}, "role": self.role}
+        payload: dict[str, Any] = {"url": self.url}
+        if self.stored is not None:
+            payload.update(
+                sha256=self.stored.sha256,
+                bytes=self.stored.bytes,
+                media_type=self.stored.media_type,
+            )
+        return {"type": self.type, self.type: payload, "role": self.role}
+
+    @classmethod
+    def from_json(cls, item: Mapping[str, Any]) -> ContentItem:
+        payload = item[item["type"]]
+        stored = None
+        if "sha256" in payload:
+            stored = StoredMedia(
+                sha256=payload["sha256"],
+                bytes=int(payload["bytes"]),
+                media_type=payload["media_type"],
+            )
+        return cls(type=item["type"], url=payload["url"], role=item["role"], stored=stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +117,14 @@ class VideoRequest:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VideoRequest:
-        """Rebuild from ``to_json`` output (trusted: it was validated before it was stored)."""
+        """Rebuild from ``to_json`` output (trusted: it was validated before it was stored).
+
+        Every shape ever stored decodes: rows from before storyboards have no ``segments``,
+        rows after the inline-media move name blobs (``ContentItem.stored``)."""
         return cls(
             model=data["model"],
             prompt=data["prompt"],
-            content=tuple(
-                ContentItem(type=item["type"], url=item[item["type"]]["url"], role=item["role"])
-                for item in data.get("content", ())
-            ),
+            content=tuple(ContentItem.from_json(item) for item in data.get("content", ())),
             ratio=data["ratio"],
             resolution=data["resolution"],
             duration=int(data["duration"]),

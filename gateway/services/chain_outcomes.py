@@ -13,10 +13,10 @@ Used by the runner's chain step (the deadline) and by ``OutcomeService`` (an ope
 
 from __future__ import annotations
 
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from gateway.domain.chains import Chain, Segment
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, Job, Store
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, Job, JobChanges, Store
 
 DEADLINE_REASON = "the deadline passed with the upstream's answer still unknown"
 
@@ -119,7 +119,7 @@ async def attach_segment_evidence(
     chain = chain.with_segment(
         segment.index, status="queued", upstream_id=upstream_id, error_code=None, error_message=None
     )
-    changes: dict[str, Any] = {
+    changes: JobChanges = {
         "chain_json": chain.to_json(),
         "status": "in_progress" if segment.index > 0 else "queued",
         "error_code": None,

@@ -20,12 +20,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.blobs.base import BlobError
 from gateway.domain.chains import Chain, Segment, segment_request
 from gateway.domain.schedule import next_delay
-from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.media.join import NotJoinable, join_segments
 from gateway.media.probe import UndecodableMedia, probe_file
@@ -36,7 +35,7 @@ from gateway.services.chain_outcomes import (
     settle_unknown_segment,
     unknown_message,
 )
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job, JobChanges
 from gateway.upstream.job import UpstreamJob
 from gateway.upstream.port import may_have_created
 
@@ -96,7 +95,7 @@ class ChainStep:
         if previous is not None and first_frame is None:
             await self._fail(job, chain, segment, "no_last_frame", "no last frame to start from")
             return
-        request = VideoRequest.from_json(job.request)
+        request = job.request
         body = segment_request(
             request,
             segment.index,
@@ -181,7 +180,11 @@ class ChainStep:
         )
         for pause in (*self.record_retry_delays, None):
             delay = runner._settings.poll_min_seconds
-            changes = {"status": "in_progress", "attempts": 0, **_release(runner._clock() + delay)}
+            changes: JobChanges = {
+                "status": "in_progress",
+                "attempts": 0,
+                **_release(runner._clock() + delay),
+            }
             try:
                 await self._save(job, chain, changes)
                 return
@@ -317,7 +320,7 @@ class ChainStep:
         runner = self._runner
         as_segment = dataclasses.replace(job, upstream_id=segment.upstream_id)
         final = segment.index == len(chain.segments) - 1
-        wants_frame = not final or bool(job.request.get("return_last_frame"))
+        wants_frame = not final or bool(job.request.return_last_frame)
         try:
             async with runner._downloads, runner._keeping_lease(job):
                 video = await runner._fetch(as_segment, polled.video_url, "video")
@@ -345,7 +348,7 @@ class ChainStep:
             last_frame_size=frame.size if frame else 0,
         )
         following = chain.current()
-        changes: dict[str, Any] = {"chain_json": chain.to_json(), "attempts": 0}
+        changes: JobChanges = {"chain_json": chain.to_json(), "attempts": 0}
         changes |= (
             {"status": "downloading"} if following is None else {"progress": chain.progress()}
         )
@@ -400,7 +403,7 @@ class ChainStep:
         video = Asset(key=info.key, size=info.size, content_type="video/mp4", media=facts)
         last = chain.segments[-1]
         frame = None
-        if job.request.get("return_last_frame") and last.last_frame_key is not None:
+        if job.request.return_last_frame and last.last_frame_key is not None:
             frame = Asset(
                 key=last.last_frame_key, size=last.last_frame_size, content_type="image/png"
             )
@@ -414,7 +417,7 @@ class ChainStep:
 
     # -- state ------------------------------------------------------------------------------
 
-    async def _charge_part(self, job: Job, amount: int, changes: dict[str, Any]) -> Job:
+    async def _charge_part(self, job: Job, amount: int, changes: JobChanges) -> Job:
         """Apply ``changes`` and charge ``amount`` of the reservation, in one transaction."""
         runner = self._runner
         now = runner._clock()
@@ -431,7 +434,7 @@ class ChainStep:
             raise LeaseLost()
         return updated
 
-    async def _save(self, job: Job, chain: Chain, changes: dict[str, Any]) -> Job:
+    async def _save(self, job: Job, chain: Chain, changes: JobChanges) -> Job:
         return await self._runner._update(job, {"chain_json": chain.to_json(), **changes})
 
     async def _fail(self, job: Job, chain: Chain, segment: Segment, code: str, reason: str) -> None:
@@ -470,5 +473,5 @@ async def _read_file(path: str) -> AsyncIterator[bytes]:
             yield chunk
 
 
-def _release(next_check_at: float | None) -> dict[str, Any]:
+def _release(next_check_at: float | None) -> JobChanges:
     return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from gateway.blobs.base import BlobError, BlobStore
 from gateway.domain.budgets import BudgetLine, Window, check, scopes_for, window_end
@@ -46,6 +46,7 @@ from gateway.store.base import (
     IdempotencyKeyTaken,
     IdempotencyRecord,
     Job,
+    JobChanges,
     KeyRevoked,
     Store,
 )
@@ -168,11 +169,10 @@ class CreateService:
                     plan.idempotency,
                     wait_seconds=self._idempotency_wait,
                 )
-        body = request.to_json()
         # A chained video's segments are submitted later from the stored request: it keeps its
         # media inline (docs/security.md).
         chained = is_chained(request, self._max_each(request))
-        stored, media = (body, []) if chained else await self._offload_media(body)
+        stored, media = (request, []) if chained else await self._offload_media(request)
         plan = replace(plan, job=replace(plan.job, request=stored))
         try:
             admission = await self._store.admit_job(plan)
@@ -201,7 +201,7 @@ class CreateService:
             return replace(admission, job=await self._hand_chain_to_runner(job))
         try:
             # What the client sent (inline media included), not the row's references.
-            accepted = await self._upstream.submit(body, request_id=request_id)
+            accepted = await self._upstream.submit(request.to_json(), request_id=request_id)
         except GatewayError as exc:
             if may_have_created(exc):
                 await self._mark_unknown(job, exc.code)
@@ -219,11 +219,11 @@ class CreateService:
         self._events.submitted(submitted)
         return replace(admission, job=submitted)
 
-    async def _offload_media(self, body: dict[str, Any]) -> tuple[dict[str, Any], list[Asset]]:
+    async def _offload_media(self, request: VideoRequest) -> tuple[VideoRequest, list[Asset]]:
         """Move inline media into the blob store; the request as the row keeps it."""
-        found = inline_media(body) if self._blobs is not None else []
+        found = inline_media(request) if self._blobs is not None else []
         if not found or self._blobs is None:
-            return body, []
+            return request, []
         refs: list[MediaRef] = []
         assets: list[Asset] = []
         for item in found:
@@ -236,7 +236,7 @@ class CreateService:
                 ) from exc
             refs.append(MediaRef(item.index, info.key, info.size, item.media_type))
             assets.append(Asset(key=info.key, size=info.size, content_type=item.media_type))
-        return with_references(body, refs), assets
+        return with_references(request, refs), assets
 
     def _plan(
         self,
@@ -251,7 +251,7 @@ class CreateService:
             team_id=principal.team_id,
             key_id=principal.key_id,
             model=request.model,
-            request=request.to_json(),
+            request=request,
             status="submitting",
             created_at=int(now),
             updated_at=int(now),
@@ -301,7 +301,7 @@ class CreateService:
         takes the job at once. Should this update be lost, the runner still takes the job when
         its submit grace ends (nothing was sent upstream)."""
         now = self._clock()
-        changes: dict[str, Any] = {"status": "queued", "next_check_at": now, "updated_at": int(now)}
+        changes: JobChanges = {"status": "queued", "next_check_at": now, "updated_at": int(now)}
         updated = await self._store.update_job_if_status(
             job.id, statuses=("submitting",), changes=changes
         )
@@ -321,7 +321,7 @@ class CreateService:
         """Store the upstream id. The upstream has the job now: never fail or refund it after
         this. Database errors are retried with back-off; if the id still cannot be written the
         job is left to the unknown-outcome path (its money stays reserved)."""
-        changes: dict[str, Any] = {
+        changes: JobChanges = {
             "upstream_id": accepted.id,
             "status": "in_progress" if accepted.status == "in_progress" else "queued",
             "progress": min(accepted.progress, 99),

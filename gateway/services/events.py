@@ -45,12 +45,12 @@ class JobEvents:
         if outcome in ("hit", "coalesced"):
             saved = max(0, job.price_micros - job.cost_micros)
             self.metrics.cache_saved_usd.inc(saved / MICROS)
-            self.metrics.cache_saved_seconds.inc(int(job.request.get("duration", 0)))
+            self.metrics.cache_saved_seconds.inc(job.request.duration)
 
     def submitted(self, job: Job) -> None:
         log.info("job submitted", extra={"job_id": job.id, "upstream_id": job.upstream_id})
         if self.metrics is not None:
-            self.metrics.jobs_created.labels(job.model, job.request["resolution"]).inc()
+            self.metrics.jobs_created.labels(job.model, job.request.resolution).inc()
 
     def budget_rejected(self, scope: str, window: str) -> None:
         log.info("budget rejected", extra={"scope": scope, "window": window})
@@ -69,7 +69,7 @@ class JobEvents:
         )
         if self.metrics is None:
             return
-        resolution = job.request["resolution"]
+        resolution = job.request.resolution
         self.metrics.jobs_failed.labels(job.model, resolution, bounded_code(code)).inc()
         if refunded:
             self.metrics.refunds.labels(job.model).inc(refunded / MICROS)
@@ -84,7 +84,7 @@ class JobEvents:
         if self.metrics is None:
             return
         metrics = self.metrics
-        metrics.jobs_completed.labels(job.model, job.request["resolution"]).inc()
+        metrics.jobs_completed.labels(job.model, job.request.resolution).inc()
         metrics.generation_duration.labels(job.model).observe(max(0.0, finished - job.created_at))
         metrics.persistence_lag.observe(lag)
         if charged:

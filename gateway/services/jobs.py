@@ -18,13 +18,11 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from gateway.blobs.base import BlobError, BlobStore
 from gateway.domain.budgets import settle_amount
 from gateway.domain.pricing import PriceTable, default_price_table, price_of
 from gateway.domain.schedule import next_delay
-from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError, RateLimited, UpstreamError
 from gateway.media.probe import UndecodableMedia, probe_blob
 from gateway.services.chains import ChainStep
@@ -39,7 +37,14 @@ from gateway.services.downloads import (
 from gateway.services.events import JobEvents
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings, StorageSettings
-from gateway.store.base import TERMINAL_STATUSES, UNKNOWN_OUTCOME_CODE, Asset, Job, Store
+from gateway.store.base import (
+    TERMINAL_STATUSES,
+    UNKNOWN_OUTCOME_CODE,
+    Asset,
+    Job,
+    JobChanges,
+    Store,
+)
 from gateway.upstream.job import UpstreamJob
 from gateway.upstream.port import LinkRefused, Upstream, UpstreamNotFound
 
@@ -301,7 +306,7 @@ class JobRunner:
                 video = await self._fetch(job, job.upstream_video_url, "video", until)
                 video = await self._probed(job, video)
                 last_frame = None
-                if job.request.get("return_last_frame"):
+                if job.request.return_last_frame:
                     if job.upstream_last_frame_url:
                         last_frame = await self._fetch(
                             job, job.upstream_last_frame_url, "last_frame", until
@@ -364,7 +369,7 @@ class JobRunner:
             await self._fail(job, *given_up(reason))
             return
         # Remembered (not shown while the job runs) so giving up later names the real cause.
-        changes: dict[str, Any] = {"error_code": reason if reason in DOWNLOAD_CODES else None}
+        changes: JobChanges = {"error_code": reason if reason in DOWNLOAD_CODES else None}
         if isinstance(exc, UpstreamNotFound | LinkRefused):
             # A signed link that stopped working: fall back to the documented /content path.
             changes |= {"upstream_video_url": None, "upstream_last_frame_url": None}
@@ -397,7 +402,7 @@ class JobRunner:
 
     # -- state changes --------------------------------------------------------------------
 
-    async def _update(self, job: Job, changes: dict[str, Any]) -> Job:
+    async def _update(self, job: Job, changes: JobChanges) -> Job:
         changes.setdefault("updated_at", int(self._clock()))
         updated = await self._store.update_leased_job(job.id, owner=self.owner, changes=changes)
         if updated is None:
@@ -410,7 +415,7 @@ class JobRunner:
         *,
         attempts: int,
         retry_after: float | None = None,
-        extra: dict[str, Any] | None = None,
+        extra: JobChanges | None = None,
     ) -> None:
         delay = next_delay(
             attempts,
@@ -440,7 +445,7 @@ class JobRunner:
 
     async def _complete(self, job: Job, *, video: Asset | None, last_frame: Asset | None) -> None:
         now = self._clock()
-        changes: dict[str, Any] = {
+        changes: JobChanges = {
             "status": "completed",
             "progress": 100,
             "error_code": None,  # a failed attempt's reason, now moot
@@ -455,7 +460,7 @@ class JobRunner:
         }
         if self._retention_days > 0:
             changes["expires_at"] = int(now) + self._retention_days * 86400
-        request = VideoRequest.from_json(job.request)
+        request = job.request
         delivered = price_of(request, self._prices, duration=job.delivered_seconds)
         done = await self._store.complete_job(
             job.id,
@@ -473,14 +478,14 @@ class JobRunner:
         self._events.completed(done, done.charged_micros or 0, now)
 
 
-def _release(next_check_at: float | None) -> dict[str, Any]:
+def _release(next_check_at: float | None) -> JobChanges:
     return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}
 
 
-def finished_upstream_changes(polled: UpstreamJob, job: Job, now: float) -> dict[str, Any]:
+def finished_upstream_changes(polled: UpstreamJob, job: Job, now: float) -> JobChanges:
     """A job the upstream reports finished: ready for the runner to store its video."""
     return {
-        "delivered_seconds": polled.duration or job.request["duration"],
+        "delivered_seconds": polled.duration or job.request.duration,
         "status": "downloading",
         "progress": 99,
         "refreshed_at": now,

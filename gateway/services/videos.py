@@ -21,7 +21,7 @@ from gateway.services.jobs import finished_upstream_changes
 from gateway.services.keys import Principal
 from gateway.services.maintenance import delete_released
 from gateway.settings import JobSettings
-from gateway.store.base import TERMINAL_STATUSES, Asset, Job, Order, Store
+from gateway.store.base import TERMINAL_STATUSES, Asset, Job, JobChanges, Order, Store
 from gateway.upstream.port import Upstream
 
 log = logging.getLogger("gateway.videos")
@@ -110,7 +110,7 @@ class VideoService:
             log.warning("upstream refresh failed", extra={"job_id": job.id, "error_code": exc.code})
             return job
         now = self._clock()
-        changes: dict[str, Any] = {"refreshed_at": now, "updated_at": int(now)}
+        changes: JobChanges = {"refreshed_at": now, "updated_at": int(now)}
         if polled.status == "completed":
             changes |= finished_upstream_changes(polled, job, now) | {"next_check_at": now}
         elif polled.status == "failed":

@@ -6,13 +6,14 @@ Nothing here knows SQL.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
 from gateway.domain.media import MediaFacts
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import OutageTypes
 from gateway.store.browsing import BrowseStore
 from gateway.store.webhook_records import WebhookStore
@@ -69,7 +70,7 @@ class Job:
     team_id: str
     key_id: str
     model: str
-    request: Mapping[str, Any]
+    request: VideoRequest  # stored as its ``to_json`` (the adapters' row codecs)
     status: JobStatus
     created_at: int
     updated_at: int
@@ -240,29 +241,33 @@ class Deletion:
 UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 
 
-# Columns a job update may change (everything but identity and ownership).
-UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
-    {
-        "chain_json",
-        "status",
-        "progress",
-        "upstream_id",
-        "error_code",
-        "error_message",
-        "completed_at",
-        "refreshed_at",
-        "upstream_video_url",
-        "upstream_last_frame_url",
-        "updated_at",
-        "lease_owner",
-        "locked_until",
-        "next_check_at",
-        "attempts",
-        "upstream_finished_at",
-        "expires_at",
-        "delivered_seconds",
-    }
-)
+class JobChanges(TypedDict, total=False):
+    """The columns a job update may change (everything but identity, ownership and money),
+    with their ``Job`` types: mypy checks every key a caller writes."""
+
+    chain_json: str | None
+    status: JobStatus
+    progress: int
+    upstream_id: str | None
+    error_code: str | None
+    error_message: str | None
+    completed_at: int | None
+    refreshed_at: float | None
+    upstream_video_url: str | None
+    upstream_last_frame_url: str | None
+    updated_at: int
+    lease_owner: str | None
+    locked_until: float | None
+    next_check_at: float | None
+    attempts: int
+    upstream_finished_at: float | None
+    expires_at: int | None
+    delivered_seconds: int | None
+
+
+# What the adapters' SQL builders may splice into ``UPDATE jobs SET``: derived from the type,
+# so the two cannot drift (tests/store/test_job_changes.py checks it against ``Job``).
+UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(JobChanges.__optional_keys__)
 
 
 class Store(BrowseStore, WebhookStore, Protocol):
@@ -311,7 +316,7 @@ class Store(BrowseStore, WebhookStore, Protocol):
     ) -> Job | None:
         """The job, restricted to ``team_id`` when given; deleted jobs only when asked."""
 
-    async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:
+    async def update_job(self, job_id: str, changes: JobChanges) -> Job | None:
         """Apply ``changes`` (keys from ``UPDATABLE_JOB_FIELDS``); return the new row."""
 
     async def list_jobs(
@@ -335,12 +340,12 @@ class Store(BrowseStore, WebhookStore, Protocol):
         """Keep a lease during long work; False when ``owner`` no longer holds it."""
 
     async def update_leased_job(
-        self, job_id: str, *, owner: str, changes: Mapping[str, Any]
+        self, job_id: str, *, owner: str, changes: JobChanges
     ) -> Job | None:
         """``update_job`` only while ``owner`` holds the lease; None when it was lost."""
 
     async def update_job_if_status(
-        self, job_id: str, *, statuses: Collection[str], changes: Mapping[str, Any]
+        self, job_id: str, *, statuses: Collection[str], changes: JobChanges
     ) -> Job | None:
         """``update_job`` only while the job is in one of ``statuses`` and not leased."""
 
@@ -349,7 +354,7 @@ class Store(BrowseStore, WebhookStore, Protocol):
         job_id: str,
         *,
         owner: str,
-        changes: Mapping[str, Any],
+        changes: JobChanges,
         video: Asset | None,
         last_frame: Asset | None,
         charge: int | None = None,
@@ -426,7 +431,7 @@ class Store(BrowseStore, WebhookStore, Protocol):
     async def get_asset(self, key: str) -> Asset | None: ...
 
     async def charge_part(
-        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+        self, job_id: str, *, owner: str, amount: int, changes: JobChanges, now: float
     ) -> Job | None:
         """In one transaction, only while ``owner`` holds the lease: apply ``changes`` and,
         when the job's money is reserved, charge ``amount`` of it now (a chained video's

@@ -9,14 +9,13 @@ transaction with row locks, so they see the same truth as one process on SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from gateway.errors import OutageTypes
 from gateway.ids import new_id
-from gateway.store.base import ApiKey, Deletion, Job, Order, Team
+from gateway.store.base import ApiKey, Deletion, Job, JobChanges, Order, Team
 from gateway.store.listing import list_select
 from gateway.store.postgres_browse import BrowseQueries
 from gateway.store.postgres_db import (
@@ -146,7 +145,7 @@ class PostgresStore(OutcomeQueries, TrafficQueries, BrowseQueries, WebhookQuerie
         row = await self._fetch_one(sql, job_id, team_id)
         return job_from_row(row) if row is not None else None
 
-    async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:
+    async def update_job(self, job_id: str, changes: JobChanges) -> Job | None:
         """Apply ``changes``; soft-deleted jobs are updated too (the runner still settles them)."""
         return await self._update_job_where(job_id, changes, "", ())
 

@@ -16,7 +16,6 @@ Its rate-limit rows come next, its in-flight lock after the cache-key lock (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from gateway.store.base import (
     IdempotencyKeyTaken,
     IdempotencyRecord,
     Job,
+    JobChanges,
     KeyRevoked,
 )
 from gateway.store.postgres_db import (
@@ -202,7 +202,7 @@ class AdmissionQueries(MoneyQueries):
         job_id: str,
         *,
         owner: str,
-        changes: Mapping[str, Any],
+        changes: JobChanges,
         video: Asset | None,
         last_frame: Asset | None,
         charge: int | None = None,

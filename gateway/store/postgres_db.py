@@ -20,8 +20,9 @@ import asyncpg
 import orjson
 
 from gateway.domain.teams import TEAM_NAME_RULE
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict, InvalidRequest, NotFound, OutageTypes
-from gateway.store.base import UPDATABLE_JOB_FIELDS, Job
+from gateway.store.base import UPDATABLE_JOB_FIELDS, Job, JobChanges
 from gateway.store.migrations import Migration, latest_version, load_migrations
 
 # asyncpg's exceptions for a database that is briefly unavailable (the store's outage_errors).
@@ -203,27 +204,28 @@ def column_value(name: str, value: Any) -> Any:
     return value
 
 
-def job_assignments(changes: Mapping[str, Any], first: int = 1) -> tuple[str, list[Any]]:
-    """``SET`` clause (placeholders from ``$first``) and parameters for ``changes``, refusing
-    fields that may not change."""
-    forbidden = sorted(set(changes) - UPDATABLE_JOB_FIELDS)
+def job_assignments(changes: JobChanges, first: int = 1) -> tuple[str, list[Any]]:
+    """``SET`` clause (placeholders from ``$first``) and parameters for ``changes``. mypy checks
+    the keys; at run time only the columns of ``JobChanges`` are ever spliced into the SQL."""
+    columns: Mapping[str, object] = changes
+    forbidden = sorted(set(columns) - UPDATABLE_JOB_FIELDS)
     if forbidden:
         raise ValueError(f"job fields cannot be updated: {', '.join(forbidden)}")
-    fields = sorted(changes)  # whitelisted above, so safe to splice into the SQL
+    fields = sorted(columns)  # columns of JobChanges (checked above): safe in the SQL
     clause = ", ".join(f"{field} = ${n}" for n, field in enumerate(fields, start=first))
-    return clause, [column_value(field, changes[field]) for field in fields]
+    return clause, [column_value(field, columns[field]) for field in fields]
 
 
 def job_from_row(row: asyncpg.Record) -> Job:
     values = dict(zip(JOB_COLUMN_NAMES, row.values(), strict=True))
-    request = orjson.loads(values.pop("request_json"))
+    request = VideoRequest.from_json(orjson.loads(values.pop("request_json")))
     return Job(request=request, **values)
 
 
 def job_row(job: Job) -> list[Any]:
     """The row for ``job``, in ``JOB_COLUMN_NAMES`` order."""
     return [
-        orjson.dumps(dict(job.request)).decode()
+        orjson.dumps(job.request.to_json()).decode()
         if name == "request_json"
         else column_value(name, getattr(job, name))
         for name in JOB_COLUMN_NAMES

@@ -9,8 +9,8 @@ transactions never wait for each other's counters in opposite orders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from gateway.domain.budgets import (
     ORG_ID,
@@ -24,7 +24,7 @@ from gateway.domain.budgets import (
 )
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
-from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
+from gateway.store.base import BudgetLimit, Job, JobChanges, MetricsSnapshot, UsageRow
 from gateway.store.postgres_db import JOB_COLUMNS, job_assignments, job_from_row
 from gateway.store.postgres_runner import RunnerQueries
 
@@ -208,7 +208,7 @@ class MoneyQueries(RunnerQueries):
         return charged
 
     async def charge_part(
-        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+        self, job_id: str, *, owner: str, amount: int, changes: JobChanges, now: float
     ) -> Job | None:
         assignments, values = job_assignments(changes, first=4)
         async with self._transaction() as connection:

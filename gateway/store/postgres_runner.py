@@ -9,11 +9,11 @@ them, with the asset rows locked in key order.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway.domain.media import MediaFacts
-from gateway.store.base import Asset, Deletion, Job
+from gateway.store.base import Asset, Deletion, Job, JobChanges
 from gateway.store.postgres_db import (
     JOB_COLUMNS,
     RUNNABLE,
@@ -33,7 +33,7 @@ _JOB_COLUMNS_OF_JOBS = ", ".join(f"jobs.{column}" for column in JOB_COLUMNS.spli
 
 class RunnerQueries(PostgresDatabase):
     async def _update_job_where(
-        self, job_id: str, changes: Mapping[str, Any], condition: str, parameters: Sequence[Any]
+        self, job_id: str, changes: JobChanges, condition: str, parameters: Sequence[Any]
     ) -> Job | None:
         """``UPDATE jobs`` for one id plus an extra ``condition`` whose placeholders start at
         ``$2``; the new row or None. The condition is re-checked on the row's latest version
@@ -84,12 +84,12 @@ class RunnerQueries(PostgresDatabase):
         return tag == "UPDATE 1"
 
     async def update_leased_job(
-        self, job_id: str, *, owner: str, changes: Mapping[str, Any]
+        self, job_id: str, *, owner: str, changes: JobChanges
     ) -> Job | None:
         return await self._update_job_where(job_id, changes, " AND lease_owner = $2", (owner,))
 
     async def update_job_if_status(
-        self, job_id: str, *, statuses: Collection[str], changes: Mapping[str, Any]
+        self, job_id: str, *, statuses: Collection[str], changes: JobChanges
     ) -> Job | None:
         return await self._update_job_where(
             job_id,

@@ -7,12 +7,11 @@ Connection discipline and migrations live in ``sqlite_db``; the runner's leases 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 from typing import Any
 
 from gateway.errors import OutageTypes
 from gateway.ids import new_id
-from gateway.store.base import ApiKey, Deletion, Job, Order, Team
+from gateway.store.base import ApiKey, Deletion, Job, JobChanges, Order, Team
 from gateway.store.listing import list_select
 from gateway.store.sqlite_browse import BrowseQueries
 from gateway.store.sqlite_db import (
@@ -137,7 +136,7 @@ class SqliteStore(OutcomeQueries, TrafficQueries, BrowseQueries, WebhookQueries)
         row = await self._fetch_one(sql, parameters)
         return job_from_row(row) if row is not None else None
 
-    async def update_job(self, job_id: str, changes: Mapping[str, Any]) -> Job | None:
+    async def update_job(self, job_id: str, changes: JobChanges) -> Job | None:
         """Apply ``changes``; soft-deleted jobs are updated too (the runner still settles them)."""
         return await self._update_job_where(job_id, changes, "", ())
 

@@ -10,7 +10,6 @@ hop however many statements it takes).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +21,7 @@ from gateway.store.base import (
     IdempotencyKeyTaken,
     IdempotencyRecord,
     Job,
+    JobChanges,
     KeyRevoked,
 )
 from gateway.store.sqlite_db import (
@@ -53,7 +53,7 @@ class AdmissionQueries(MoneyQueries):
         job_id: str,
         *,
         owner: str,
-        changes: Mapping[str, Any],
+        changes: JobChanges,
         video: Asset | None,
         last_frame: Asset | None,
         charge: int | None = None,

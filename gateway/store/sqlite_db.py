@@ -28,6 +28,7 @@ from typing import Any, NoReturn, Self, TypeVar
 import orjson
 
 from gateway.domain.teams import TEAM_NAME_RULE
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.store.base import Job
 from gateway.store.migrations import Migration, latest_version, load_migrations
@@ -485,12 +486,12 @@ def job_from_row(row: Row) -> Job:
     values = list(row)
     if len(values) != len(JOB_COLUMN_NAMES):
         raise ValueError(f"a job row has {len(JOB_COLUMN_NAMES)} columns, got {len(values)}")
-    values[_REQUEST_INDEX] = orjson.loads(values[_REQUEST_INDEX])
+    values[_REQUEST_INDEX] = VideoRequest.from_json(orjson.loads(values[_REQUEST_INDEX]))
     return Job(*values)
 
 
 def job_row(job: Job) -> tuple[Any, ...]:
     """The row for ``job``, in ``JOB_COLUMN_NAMES`` order."""
     values = [getattr(job, name) for name in _JOB_FIELD_NAMES]
-    values[_REQUEST_INDEX] = orjson.dumps(dict(job.request)).decode()
+    values[_REQUEST_INDEX] = orjson.dumps(job.request.to_json()).decode()
     return tuple(values)

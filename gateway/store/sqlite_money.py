@@ -9,9 +9,9 @@ the class run on the connection's thread, inside the caller's transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 from gateway.domain.budgets import (
     ORG_ID,
@@ -25,7 +25,7 @@ from gateway.domain.budgets import (
 )
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
-from gateway.store.base import BudgetLimit, Job, MetricsSnapshot, UsageRow
+from gateway.store.base import BudgetLimit, Job, JobChanges, MetricsSnapshot, UsageRow
 from gateway.store.sqlite_db import JOB_COLUMNS, fetchall, fetchone, job_from_row
 from gateway.store.sqlite_runner import RunnerQueries, changed_one, job_assignments
 
@@ -136,9 +136,9 @@ class MoneyQueries(RunnerQueries):
         )
 
     async def charge_part(
-        self, job_id: str, *, owner: str, amount: int, changes: Mapping[str, Any], now: float
+        self, job_id: str, *, owner: str, amount: int, changes: JobChanges, now: float
     ) -> Job | None:
-        return await self._write(_charge_part, job_id, owner, amount, dict(changes), now)
+        return await self._write(_charge_part, job_id, owner, amount, changes.copy(), now)
 
     # -- audit and usage ------------------------------------------------------------------
 
@@ -388,7 +388,7 @@ def _charge_part(
     job_id: str,
     owner: str,
     amount: int,
-    changes: dict[str, Any],
+    changes: JobChanges,
     now: float,
 ) -> Job | None:
     assignments, values = job_assignments(changes)

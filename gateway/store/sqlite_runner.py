@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from gateway.domain.media import MediaFacts
-from gateway.store.base import UPDATABLE_JOB_FIELDS, Asset, Deletion, Job
+from gateway.store.base import UPDATABLE_JOB_FIELDS, Asset, Deletion, Job, JobChanges
 from gateway.store.sqlite_db import (
     JOB_COLUMNS,
     SELECT_JOB,
@@ -33,18 +33,20 @@ PURGEABLE = (
 )
 
 
-def job_assignments(changes: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
-    """``SET`` clause and parameters for ``changes``, refusing fields that may not change."""
-    forbidden = sorted(set(changes) - UPDATABLE_JOB_FIELDS)
+def job_assignments(changes: JobChanges) -> tuple[str, tuple[Any, ...]]:
+    """``SET`` clause and parameters for ``changes``. mypy checks the keys; at run time only
+    the columns of ``JobChanges`` are ever spliced into the SQL."""
+    columns: Mapping[str, object] = changes
+    forbidden = sorted(set(columns) - UPDATABLE_JOB_FIELDS)
     if forbidden:
         raise ValueError(f"job fields cannot be updated: {', '.join(forbidden)}")
-    fields = sorted(changes)  # whitelisted above, so safe to splice into the SQL
-    return ", ".join(f"{field} = ?" for field in fields), tuple(changes[f] for f in fields)
+    fields = sorted(columns)  # columns of JobChanges (checked above): safe in the SQL
+    return ", ".join(f"{field} = ?" for field in fields), tuple(columns[f] for f in fields)
 
 
 class RunnerQueries(SqliteDatabase):
     async def _update_job_where(
-        self, job_id: str, changes: Mapping[str, Any], condition: str, parameters: Sequence[Any]
+        self, job_id: str, changes: JobChanges, condition: str, parameters: Sequence[Any]
     ) -> Job | None:
         """``UPDATE jobs`` for one id plus an extra ``condition``; the new row or None."""
         if not changes:
@@ -73,12 +75,12 @@ class RunnerQueries(SqliteDatabase):
         )
 
     async def update_leased_job(
-        self, job_id: str, *, owner: str, changes: Mapping[str, Any]
+        self, job_id: str, *, owner: str, changes: JobChanges
     ) -> Job | None:
         return await self._update_job_where(job_id, changes, " AND lease_owner = ?", (owner,))
 
     async def update_job_if_status(
-        self, job_id: str, *, statuses: Collection[str], changes: Mapping[str, Any]
+        self, job_id: str, *, statuses: Collection[str], changes: JobChanges
     ) -> Job | None:
         marks = ", ".join("?" * len(statuses))
         return await self._update_job_where(

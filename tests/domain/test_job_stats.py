@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from gateway.domain.job_stats import job_stats, percentile, usage_level, usage_share
+from gateway.domain.video_request import VideoRequest
 from gateway.store.base import Job
 
 
@@ -14,7 +15,7 @@ def job(status: str, cache: str | None = "miss", **fields: object) -> Job:
         "team_id": "team_a",
         "key_id": "key_a",
         "model": "m",
-        "request": {},
+        "request": VideoRequest(model="m", prompt="p"),
         "status": status,
         "created_at": 1000,
         "updated_at": 1000,

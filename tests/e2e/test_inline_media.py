@@ -51,7 +51,7 @@ def test_inline_image_goes_to_the_blob_store_not_the_row(
     job = gateway.job(video_id)
     sent = sandbox.job(job.upstream_id).body
     assert sent["content"][0]["image_url"]["url"] == DATA_URL  # the upstream got it as sent
-    item = job.request["content"][0]["image_url"]
+    item = job.request.content[0].to_json()["image_url"]
     assert item == {
         "url": f"blob:sha256:{DIGEST}",
         "sha256": DIGEST,

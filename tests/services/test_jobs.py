@@ -15,6 +15,7 @@ import pytest
 
 from gateway.blobs.base import BlobError
 from gateway.blobs.filesystem import FilesystemBlobStore
+from gateway.domain.video_request import VideoRequest
 from gateway.sandbox import FaultRule, expected_last_frame_bytes, expected_video_bytes
 from gateway.services.jobs import JobRunner
 from gateway.store.base import Job
@@ -338,7 +339,7 @@ async def test_submitting_job_seen_too_early_is_released_until_the_grace_ends(
         team_id=world.principal.team_id,
         key_id=world.principal.key_id,
         model="m",
-        request={},
+        request=VideoRequest(model="m", prompt="p"),
         status="submitting",
         created_at=int(T0),
         updated_at=int(T0),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import NotFound
 from gateway.services import maintenance
 from gateway.services.maintenance import EXPIRY_BATCH, Maintenance, SweepReport
@@ -41,7 +42,7 @@ async def record(world: World, key: str) -> Job:
         team_id=world.principal.team_id,
         key_id=world.principal.key_id,
         model="m",
-        request={},
+        request=VideoRequest(model="m", prompt="p"),
         status="downloading",
         created_at=int(T0),
         updated_at=int(T0),
@@ -190,7 +191,7 @@ async def test_expiry_goes_through_every_batch(world: World) -> None:
                 team_id=world.principal.team_id,
                 key_id=world.principal.key_id,
                 model="m",
-                request={},
+                request=VideoRequest(model="m", prompt="p"),
                 status="completed",
                 created_at=int(T0),
                 updated_at=int(T0),

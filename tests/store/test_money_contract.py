@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.domain.budgets import ORG_ID, ScopeRef, scopes_for
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import BudgetExceeded
 from gateway.ids import new_id
 from gateway.store.base import (
@@ -54,7 +55,7 @@ def plan(
         team_id=key.team_id,
         key_id=key.id,
         model="seedance-fast",
-        request={"prompt": "a cat", "seed": 7},
+        request=VideoRequest(model="seedance-fast", prompt="a cat", seed=7),
         status="submitting",
         created_at=int(now),
         updated_at=int(now),

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.domain.media import MediaFacts
+from gateway.domain.video_request import VideoRequest
 from gateway.ids import new_id
 from gateway.store.base import ApiKey, Asset, Job, JobStatus, Store, Team
 
@@ -50,7 +51,7 @@ def make_job(
         team_id=key.team_id,
         key_id=key.id,
         model="seedance",
-        request={"prompt": "p"},
+        request=VideoRequest(model="seedance", prompt="p"),
         status=status,
         created_at=NOW,
         updated_at=NOW,

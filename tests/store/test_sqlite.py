@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict
 from gateway.ids import new_id
 from gateway.store import sqlite_db
@@ -55,7 +56,7 @@ async def add_job(store: Store, team_name: str, at: float = NOW) -> Job:
         team_id=team.id,
         key_id=key.id,
         model="m",
-        request={"prompt": "p"},
+        request=VideoRequest(model="m", prompt="p"),
         status="queued",
         created_at=NOW,
         updated_at=NOW,

@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict, NotFound
 from gateway.ids import new_id
 from gateway.store.base import UPDATABLE_JOB_FIELDS, ApiKey, Job, JobStatus, Order, Store, Team
@@ -24,7 +25,7 @@ def make_job(
         team_id=key.team_id,
         key_id=key.id,
         model=model,
-        request={"prompt": "a cat — on a skateboard", "seconds": 5, "extra": {"seed": 7}},
+        request=VideoRequest(model=model, prompt="a cat — on a skateboard", duration=5, seed=7),
         status=status,
         created_at=int(at),
         updated_at=int(at),
@@ -129,7 +130,7 @@ async def test_insert_and_get_job(store: Store, key: ApiKey, other_key: ApiKey) 
     assert await store.get_job("video_missing") is None
     fetched = await store.get_job(job.id)
     assert fetched is not None
-    assert dict(fetched.request) == dict(job.request)
+    assert fetched.request == job.request
 
 
 async def test_duplicate_job_id_conflicts(store: Store, key: ApiKey) -> None:

@@ -16,6 +16,7 @@ import pytest
 from gateway.cli import main
 from gateway.cli_money import AUDIT_CLEAN
 from gateway.domain.budgets import scopes_for
+from gateway.domain.video_request import VideoRequest
 from gateway.store.base import AdmissionPlan, ApiKey, Job
 from gateway.store.opening import open_store
 from tests.clocks import AnchoredClock
@@ -99,7 +100,7 @@ async def admitted(store: Any, key: ApiKey, index: int, now: float) -> Job:
         team_id=key.team_id,
         key_id=key.id,
         model=MODEL,
-        request={"model": MODEL, "prompt": f"p{index}", "duration": 5, "resolution": "720p"},
+        request=VideoRequest(model=MODEL, prompt=f"p{index}", duration=5, resolution="720p"),
         status="submitting",
         created_at=int(now),
         updated_at=int(now),

@@ -4,12 +4,12 @@ player), and the jobs that need a person. A team lead sees only its own team eve
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.video_request import VideoRequest
 from gateway.errors import NotFound
 from gateway.services.keys import Principal
 from gateway.services.overview import OverviewService
@@ -227,10 +227,11 @@ def _day(value: str | None, errors: list[str], name: str, *, end: bool = False) 
     return int(day.timestamp()) + (86_400 if end else 0)
 
 
-def _request_lines(request: dict[str, Any] | Any, limit: int = 300) -> list[tuple[str, str]]:
-    """The canonical request's fields, long values shortened (references can be data URLs)."""
+def _request_lines(request: VideoRequest, limit: int = 300) -> list[tuple[str, str]]:
+    """The stored request as JSON, field by field, long values shortened (references can be
+    data URLs)."""
     lines = []
-    for name, value in dict(request).items():
+    for name, value in request.to_json().items():
         text = str(value)
         lines.append(
             (name, text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)")
