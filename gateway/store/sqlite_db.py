@@ -19,8 +19,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, NoReturn, Self, TypeVar
@@ -283,17 +283,6 @@ class SqliteConnection:
         the same moment, each in its own savepoint); rolled back when it raises."""
         return await self._submit(functools.partial(fn, self._open_connection(), *args), True)
 
-    async def fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
-        return await self.run(fetchall, sql, parameters)
-
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> int:
-        """One statement; the number of rows it changed."""
-        return await self.run(_execute, sql, parameters)
-
-    async def rollback(self) -> None:
-        """Roll back the open transaction, if any (a no-op otherwise)."""
-        await self.run(sqlite3.Connection.rollback)
-
     async def close(self) -> None:
         """Close after everything already handed over has run."""
         connection, self._connection = self._connection, None
@@ -358,10 +347,6 @@ class SqliteDatabase:
         # For ``:memory:`` the reader *is* the writer: reads are then serialised with writes, so
         # they never see another caller's half-done transaction.
         self._reader = reader
-        # Held only by ``_transaction`` (a transaction spanning awaits): while it is open,
-        # everything else on the writer waits. Whole-function calls need no lock: the writer's
-        # thread runs them one at a time anyway.
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS) -> Self:
@@ -382,44 +367,21 @@ class SqliteDatabase:
         return cls(writer, reader)
 
     async def close(self) -> None:
-        async with self._lock:
-            if self._reader is not self._writer:
-                await self._reader.close()
-            await self._writer.close()
+        if self._reader is not self._writer:
+            await self._reader.close()
+        await self._writer.close()
 
     # -- connection discipline ------------------------------------------------------------
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on the read-only connection."""
-        if self._reader is not self._writer:
-            return await self._reader.run(fn, *args)
-        if self._lock.locked():
-            async with self._lock:
-                return await self._writer.run(fn, *args)
-        return await self._writer.run(fn, *args)
+        return await self._reader.run(fn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on the writer inside ``BEGIN IMMEDIATE`` ... ``COMMIT``,
-        in one hop to the writer's thread (see ``_Worker`` for the group commit)."""
-        if self._lock.locked():
-            async with self._lock:
-                return await self._writer.transact(fn, *args)
+        in one hop to the writer's thread (see ``_Worker`` for the group commit). No lock is
+        needed: the writer's thread runs one function at a time."""
         return await self._writer.transact(fn, *args)
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[SqliteConnection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` around awaited statements (one hop each; the
-        adapter's own operations use ``_write``)."""
-        async with self._lock:
-            try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-                yield self._writer
-                await self._writer.execute("COMMIT")
-            except BaseException:
-                # Queued behind whatever was sent (the thread runs calls in order), and a no-op
-                # when no transaction is open: even a cancelled BEGIN never leaves one behind.
-                await self._writer.rollback()
-                raise
 
     async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         return await self._read(fetchall, sql, parameters)

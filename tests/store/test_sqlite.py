@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -256,28 +257,34 @@ async def test_hot_queries_search_an_index(
     assert "TEMP B-TREE" not in plan
 
 
-async def test_cancelled_transaction_is_rolled_back_and_releases_the_lock(db_url: str) -> None:
+async def test_a_write_whose_caller_gave_up_is_rolled_back_and_releases_the_lock(
+    db_url: str,
+) -> None:
+    """A write runs whole on the writer's thread even when its caller is cancelled; when it
+    then fails half-way, nothing of it stays and the file's write lock is free again."""
     store = await SqliteStore.open(db_url)
     other = await SqliteStore.open(db_url)
-    entered = asyncio.Event()
+    entered, go_on = threading.Event(), threading.Event()
 
-    async def slow_transaction() -> None:
-        async with store._transaction() as connection:
-            await connection.execute("INSERT INTO teams VALUES ('team_x', 'half-done', 1)")
-            entered.set()
-            await asyncio.sleep(60)
+    def half_done(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO teams VALUES ('team_x', 'half-done', 1)")
+        entered.set()
+        go_on.wait(timeout=60)
+        raise RuntimeError("stopped half-way")
 
     try:
         await store.migrate()
-        task = asyncio.create_task(slow_transaction())
-        await entered.wait()
+        task = asyncio.create_task(store._write(half_done))
+        assert await asyncio.to_thread(entered.wait, 60)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        go_on.set()
+        await store.create_team("after", NOW)  # queued behind the failed write
         assert await store.team_by_name("half-done") is None
-        await store.create_team("after", NOW)
         await other.create_team("from-another-process", NOW)  # the file's write lock is free
         assert {t.name for t in await other.list_teams()} == {"after", "from-another-process"}
     finally:
+        go_on.set()
         await store.close()
         await other.close()
