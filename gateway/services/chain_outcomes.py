@@ -13,33 +13,10 @@ Used by the runner's chain step (the deadline) and by ``OutcomeService`` (an ope
 
 from __future__ import annotations
 
-from typing import Protocol, cast
-
 from gateway.domain.chains import Chain, Segment
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, Job, JobChanges, Store
+from gateway.store.base import UNKNOWN_OUTCOME_CODE, Job, JobChanges, JobStore, MoneyStore
 
 DEADLINE_REASON = "the deadline passed with the upstream's answer still unknown"
-
-
-class SegmentSettling(Protocol):
-    """``Store.resolve_unknown`` as both adapters implement it, with the keywords a chained
-    video's settlement adds: ``amount`` (the whole charge: its finished segments plus, when
-    charged, that segment; default the job's cost), ``chain_json`` and ``message`` (written in
-    the same transaction). The store contract suite runs them on SQLite and PostgreSQL; the
-    ``Store`` protocol in ``store/base.py`` (at its size limit) gains them with issue #12."""
-
-    async def resolve_unknown(
-        self,
-        job_id: str,
-        *,
-        charge: bool,
-        actor: str,
-        reason: str,
-        now: float,
-        amount: int | None = None,
-        chain_json: str | None = None,
-        message: str | None = None,
-    ) -> Job | None: ...
 
 
 def unknown_segment_number(job: Job) -> int | None:
@@ -66,7 +43,7 @@ def segment_deadline(job: Job, segment: Segment | None, deadline_seconds: float)
 
 
 async def settle_unknown_segment(
-    store: Store, job: Job, *, charge: bool, actor: str, reason: str, now: float
+    store: MoneyStore, job: Job, *, charge: bool, actor: str, reason: str, now: float
 ) -> Job | None:
     """Charge (or refund) the unknown segment and fail the video in one store transaction;
     finished segments stay charged, the rest of the reservation is refunded. None when the
@@ -91,7 +68,7 @@ async def settle_unknown_segment(
             f" submit was unknown; {settled} by {actor}: {reason}. Finished segments stay"
             " charged; the rest of the price was refunded."
         )
-    return await cast(SegmentSettling, store).resolve_unknown(
+    return await store.resolve_unknown(
         job.id,
         charge=charge,
         actor=actor,
@@ -104,7 +81,7 @@ async def settle_unknown_segment(
 
 
 async def attach_segment_evidence(
-    store: Store, job_id: str, upstream_id: str, now: float
+    store: JobStore, job_id: str, upstream_id: str, now: float
 ) -> Job | None:
     """Evidence: the unknown segment is ``upstream_id`` upstream. The video runs on (the
     runner polls that segment at once, stores and charges it as usual); its money stays

@@ -35,6 +35,7 @@ from gateway.services.chain_outcomes import (
     settle_unknown_segment,
     unknown_message,
 )
+from gateway.services.job_changes import release
 from gateway.store.base import UNKNOWN_OUTCOME_CODE, Asset, Job, JobChanges
 from gateway.upstream.job import UpstreamJob
 from gateway.upstream.port import may_have_created
@@ -162,7 +163,7 @@ class ChainStep:
         chain = chain.with_segment(
             segment.index, status="pending", refusals=refusals, error_code=exc.code
         )
-        await self._save(job, chain, {"progress": chain.progress(), **_release(now + delay)})
+        await self._save(job, chain, {"progress": chain.progress(), **release(now + delay)})
 
     async def _record_accepted(
         self, job: Job, chain: Chain, segment: Segment, accepted: UpstreamJob
@@ -183,7 +184,7 @@ class ChainStep:
             changes: JobChanges = {
                 "status": "in_progress",
                 "attempts": 0,
-                **_release(runner._clock() + delay),
+                **release(runner._clock() + delay),
             }
             try:
                 await self._save(job, chain, changes)
@@ -232,7 +233,7 @@ class ChainStep:
                 "error_code": UNKNOWN_OUTCOME_CODE,
                 "error_message": unknown_message(chain, current, detail),
                 "progress": chain.progress(),
-                **_release(deadline),
+                **release(deadline),
             },
         )
         runner._events.outcome_unknown(job, reason)
@@ -243,7 +244,7 @@ class ChainStep:
         runner = self._runner
         deadline = segment_deadline(job, chain.unknown(), runner._settings.deadline_seconds)
         if runner._clock() < deadline:
-            await runner._update(job, _release(deadline))
+            await runner._update(job, release(deadline))
             return
         settled = await settle_unknown_segment(
             runner._store,
@@ -309,7 +310,7 @@ class ChainStep:
                 "attempts": attempts,
                 "progress": chain.progress(),
                 "refreshed_at": self._runner._clock(),
-                **_release(self._runner._clock() + delay),
+                **release(self._runner._clock() + delay),
             },
         )
 
@@ -471,7 +472,3 @@ async def _read_file(path: str) -> AsyncIterator[bytes]:
     with open(path, "rb") as file:  # noqa: ASYNC230 - a local temporary file
         while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
             yield chunk
-
-
-def _release(next_check_at: float | None) -> JobChanges:
-    return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}

@@ -15,14 +15,14 @@ from gateway.domain.video_request import VideoRequest
 from gateway.errors import IdempotencyKeyInUse, IdempotencyKeyReused, OutcomeUnknown
 from gateway.services.events import JobEvents
 from gateway.services.keys import Principal
-from gateway.store.base import Admission, IdempotencyRecord, Store
+from gateway.store.base import Admission, IdempotencyRecord, JobStore
 
 # How long a request waits for another with the same Idempotency-Key to finish its submit.
 IDEMPOTENCY_WAIT_SECONDS = 10.0
 
 
 async def replay(
-    store: Store,
+    store: JobStore,
     events: JobEvents,
     principal: Principal,
     bound: IdempotencyRecord,

@@ -35,6 +35,7 @@ from gateway.services.downloads import (
     store_download,
 )
 from gateway.services.events import JobEvents
+from gateway.services.job_changes import finished_upstream_changes, release
 from gateway.services.maintenance import Maintenance
 from gateway.settings import JobSettings, StorageSettings
 from gateway.store.base import (
@@ -189,7 +190,7 @@ class JobRunner:
         and recording the upstream's answer. The upstream may have it, so its outcome is
         unknown: it keeps its reservation until evidence, an operator or the deadline."""
         if self._clock() - job.created_at < self._settings.submit_grace_seconds:
-            await self._update(job, _release(job.created_at + self._settings.submit_grace_seconds))
+            await self._update(job, release(job.created_at + self._settings.submit_grace_seconds))
             return
         unknown = await self._update(
             job,
@@ -197,7 +198,7 @@ class JobRunner:
                 "status": "submit_unknown",
                 "error_code": UNKNOWN_OUTCOME_CODE,
                 "error_message": "The gateway stopped before it recorded the upstream's answer.",
-                **_release(job.created_at + self._settings.deadline_seconds),
+                **release(job.created_at + self._settings.deadline_seconds),
             },
         )
         self._events.outcome_unknown(unknown, "interrupted")
@@ -207,7 +208,7 @@ class JobRunner:
         until an operator refunds, never understate it."""
         deadline = job.created_at + self._settings.deadline_seconds
         if self._clock() < deadline:
-            await self._update(job, _release(deadline))
+            await self._update(job, release(deadline))
             return
         settled = await self._store.resolve_unknown(
             job.id,
@@ -281,7 +282,7 @@ class JobRunner:
                     "progress": min(polled.progress, 99),
                     "refreshed_at": now,
                     "attempts": job.attempts + 1,
-                    **_release(now + delay),
+                    **release(now + delay),
                 },
             )
 
@@ -424,7 +425,7 @@ class JobRunner:
             retry_after=retry_after,
         )
         await self._update(
-            job, {"attempts": attempts, **(extra or {}), **_release(self._clock() + delay)}
+            job, {"attempts": attempts, **(extra or {}), **release(self._clock() + delay)}
         )
 
     async def _fail(self, job: Job, code: str, message: str, *, charge: int = 0) -> None:
@@ -456,12 +457,11 @@ class JobRunner:
             "completed_at": int(now),
             "updated_at": int(now),
             "attempts": 0,
-            **_release(None),
+            **release(None),
         }
         if self._retention_days > 0:
             changes["expires_at"] = int(now) + self._retention_days * 86400
-        request = job.request
-        delivered = price_of(request, self._prices, duration=job.delivered_seconds)
+        delivered = price_of(job.request, self._prices, duration=job.delivered_seconds)
         done = await self._store.complete_job(
             job.id,
             owner=self.owner,
@@ -476,24 +476,6 @@ class JobRunner:
             team = await self._store.team_by_id(done.team_id)
             self._events.remember_team(done.team_id, team.name if team else done.team_id)
         self._events.completed(done, done.charged_micros or 0, now)
-
-
-def _release(next_check_at: float | None) -> JobChanges:
-    return {"lease_owner": None, "locked_until": None, "next_check_at": next_check_at}
-
-
-def finished_upstream_changes(polled: UpstreamJob, job: Job, now: float) -> JobChanges:
-    """A job the upstream reports finished: ready for the runner to store its video."""
-    return {
-        "delivered_seconds": polled.duration or job.request.duration,
-        "status": "downloading",
-        "progress": 99,
-        "refreshed_at": now,
-        "upstream_finished_at": now,
-        "upstream_video_url": polled.video_url,
-        "upstream_last_frame_url": polled.last_frame_url,
-        "attempts": 0,
-    }
 
 
 async def _wait_any(stop: asyncio.Event, tasks: set[asyncio.Task[None]], seconds: float) -> None:

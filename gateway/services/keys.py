@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gateway.domain.api_keys import generate_key, hash_key, is_well_formed
 from gateway.domain.teams import team_name_problem
 from gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
-from gateway.store.base import ApiKey, Store, Team
+from gateway.store.base import ApiKey, KeyStore, Team
 
 # Who changed teams and keys, one line each (budgets log to the same logger: services/budgets.py).
 audit_log = logging.getLogger("gateway.audit")
@@ -31,7 +31,7 @@ class Principal:
 class KeyService:
     def __init__(
         self,
-        store: Store,
+        store: KeyStore,
         *,
         clock: Callable[[], float] = time.time,
         cache_seconds: float = 5.0,

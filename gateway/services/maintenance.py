@@ -18,7 +18,7 @@ from gateway.blobs.base import BlobStore
 from gateway.domain.chains import Chain
 from gateway.services.events import JobEvents
 from gateway.settings import JobSettings
-from gateway.store.base import Deletion, Store
+from gateway.store.base import Deletion, JobStore, Store
 
 log = logging.getLogger("gateway.maintenance")
 
@@ -140,7 +140,7 @@ class Maintenance:
         return len(confirmed)
 
 
-async def delete_released(store: Store, blobs: BlobStore, keys: list[str]) -> int:
+async def delete_released(store: JobStore, blobs: BlobStore, keys: list[str]) -> int:
     """Delete blobs whose last reference went, unless a new video took one meanwhile (an
     identical download recorded between the release and now keeps its bytes)."""
     if not keys:

@@ -17,11 +17,11 @@ from typing import Any, Literal
 from gateway.blobs.base import BlobStore
 from gateway.domain.media import MediaFacts
 from gateway.errors import GatewayError, InvalidRequest, NotFound
-from gateway.services.jobs import finished_upstream_changes
+from gateway.services.job_changes import finished_upstream_changes
 from gateway.services.keys import Principal
 from gateway.services.maintenance import delete_released
 from gateway.settings import JobSettings
-from gateway.store.base import TERMINAL_STATUSES, Asset, Job, JobChanges, Order, Store
+from gateway.store.base import TERMINAL_STATUSES, Asset, Job, JobChanges, JobStore, Order
 from gateway.upstream.port import Upstream
 
 log = logging.getLogger("gateway.videos")
@@ -58,7 +58,7 @@ class StoredContent:
 class VideoService:
     def __init__(
         self,
-        store: Store,
+        store: JobStore,
         upstream: Upstream,
         blobs: BlobStore,
         settings: JobSettings,

@@ -20,8 +20,13 @@ from gateway.metrics_webhooks import WebhookMetrics
 from gateway.services.jobs import runner_id
 from gateway.services.webhooks import WebhookService
 from gateway.settings import WebhookSettings
-from gateway.store.base import Store
-from gateway.store.webhook_records import EXPIRED, AttemptOutcome, WebhookAttempt, WebhookDelivery
+from gateway.store.webhook_records import (
+    EXPIRED,
+    AttemptOutcome,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookStore,
+)
 from gateway.upstream.webhook_sender import SendResult, WebhookSender
 
 log = logging.getLogger("gateway.webhooks")
@@ -30,7 +35,7 @@ log = logging.getLogger("gateway.webhooks")
 class WebhookDeliverer:
     def __init__(
         self,
-        store: Store,
+        store: WebhookStore,
         service: WebhookService,
         sender: WebhookSender,
         settings: WebhookSettings,

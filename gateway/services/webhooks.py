@@ -25,12 +25,12 @@ from gateway.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailabl
 from gateway.ids import new_id
 from gateway.services.webhook_secrets import SecretBox, SecretKeyError
 from gateway.settings import WebhookSettings
-from gateway.store.base import Store
 from gateway.store.webhook_records import (
     EndpointStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
+    WebhookStore,
 )
 from gateway.upstream.outbound import OutboundPolicy, OutboundRefused
 from gateway.upstream.webhook_sender import WebhookSender
@@ -49,7 +49,7 @@ class TestResult:
 class WebhookService:
     def __init__(
         self,
-        store: Store,
+        store: WebhookStore,
         box: SecretBox | None,
         settings: WebhookSettings,
         *,
