@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from gateway.domain.budgets import ORG_ID, BudgetLine, ScopeRef, Window
 from gateway.domain.job_stats import JobStats, hourly, job_stats
+from gateway.domain.jobs import UNFINISHED
 from gateway.store.base import Job, Store, Team
 from gateway.store.browsing import JobFilter
 
 DAY = 86_400.0
 RECENT_LIMIT = 5_000  # jobs read for the 24 h stats (a busier day is summarised from these)
-UNFINISHED = ("submitting", "queued", "in_progress", "downloading")
 UNKNOWN = "submit_unknown"  # issue #13: the upstream may or may not have the job
 
 

@@ -15,31 +15,17 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from gateway.blobs.base import BlobStore
+from gateway.domain.jobs import PUBLIC_STATUS, TERMINAL_STATUSES
 from gateway.domain.media import MediaFacts
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.services.job_changes import finished_upstream_changes
 from gateway.services.keys import Principal
 from gateway.services.maintenance import delete_released
 from gateway.settings import JobSettings
-from gateway.store.base import TERMINAL_STATUSES, Asset, Job, JobChanges, JobStore, Order
+from gateway.store.base import Asset, Job, JobChanges, JobStore, Order
 from gateway.upstream.port import Upstream
 
 log = logging.getLogger("gateway.videos")
-
-# Internal job states -> the four statuses OpenAI clients understand (the SDK's poll() returns
-# early on anything else).
-PUBLIC_STATUS: dict[str, str] = {
-    "submitting": "queued",
-    # The upstream may or may not have it: nothing is known to have started, nothing failed
-    # yet. Clients polling it keep polling until it is settled (see docs/operations.md).
-    "submit_unknown": "queued",
-    "queued": "queued",
-    "in_progress": "in_progress",
-    "downloading": "in_progress",
-    "completed": "completed",
-    "failed": "failed",
-    "rejected": "failed",
-}
 
 Variant = Literal["video", "last_frame"]
 

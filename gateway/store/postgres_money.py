@@ -22,6 +22,7 @@ from gateway.domain.budgets import (
     check,
     period_of,
 )
+from gateway.domain.jobs import TERMINAL_SQL, gauge_counts
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
 from gateway.store.base import BudgetLimit, Job, JobChanges, MetricsSnapshot, UsageRow
@@ -281,24 +282,10 @@ class MoneyQueries(RunnerQueries):
         return [BudgetLimit(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def metrics_snapshot(self, now: float) -> MetricsSnapshot:
-        states = {
-            "submitting": "queued",
-            "queued": "queued",
-            "in_progress": "running",
-            "downloading": "awaiting_download",
-            "submit_unknown": "outcome_unknown",
-        }
-        jobs: dict[str, int] = {
-            "queued": 0,
-            "running": 0,
-            "awaiting_download": 0,
-            "outcome_unknown": 0,
-        }
-        for status, count in await self._fetch(
+        rows = await self._fetch(
             "SELECT status, COUNT(*) FROM jobs WHERE next_check_at IS NOT NULL GROUP BY status"
-        ):
-            if status in states:
-                jobs[states[status]] += count
+        )
+        jobs = gauge_counts((row[0], row[1]) for row in rows)
         reserved = await self._fetch_one(
             "SELECT COALESCE(SUM(reserved), 0)::bigint FROM budget_counters"
             " WHERE scope = 'org' AND window_kind = 'total'"
@@ -343,8 +330,8 @@ class MoneyQueries(RunnerQueries):
                 "SELECT scope, scope_id, window_kind, period, reserved, spent FROM budget_counters"
             ),
             await self._fetch(
-                "SELECT id, status FROM jobs WHERE money_state = 'reserved'"
-                " AND status IN ('completed', 'failed', 'rejected') ORDER BY id"
+                "SELECT id, status FROM jobs WHERE money_state = 'reserved'"  # noqa: S608 - constant lists
+                f" AND status IN {TERMINAL_SQL} ORDER BY id"
             ),
             await self._fetch(
                 "SELECT l.job_id, SUM(l.reserved_delta)::bigint FROM ledger l"
@@ -385,8 +372,8 @@ class MoneyQueries(RunnerQueries):
                 *((team_id, month, f"{month}-%") if month is not None else (team_id,)),
             ),
             await self._fetch(
-                "SELECT id, status FROM jobs WHERE team_id = $1 AND money_state = 'reserved'"
-                " AND status IN ('completed', 'failed', 'rejected') ORDER BY id",
+                "SELECT id, status FROM jobs WHERE team_id = $1 AND money_state = 'reserved'"  # noqa: S608 - constant lists
+                f" AND status IN {TERMINAL_SQL} ORDER BY id",
                 team_id,
             ),
             await self._fetch(

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from gateway.domain.jobs import TERMINAL_SQL
 from gateway.domain.media import MediaFacts
 from gateway.store.base import Asset, Deletion, Job, JobChanges
 from gateway.store.postgres_db import (
@@ -106,8 +107,8 @@ class RunnerQueries(PostgresDatabase):
 
     async def live_followers(self, job_id: str) -> int:
         row = await self._fetch_one(
-            "SELECT COUNT(*) FROM jobs WHERE leader_id = $1 AND cache_result = 'coalesced'"
-            " AND deleted_at IS NULL AND status NOT IN ('completed', 'failed', 'rejected')",
+            "SELECT COUNT(*) FROM jobs WHERE leader_id = $1 AND cache_result = 'coalesced'"  # noqa: S608 - constant lists
+            f" AND deleted_at IS NULL AND status NOT IN {TERMINAL_SQL}",
             job_id,
         )
         return int(row[0]) if row is not None else 0
@@ -118,8 +119,8 @@ class RunnerQueries(PostgresDatabase):
 
     async def running_chains(self) -> list[str]:
         rows = await self._fetch(
-            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"
-            " AND status NOT IN ('completed', 'failed', 'rejected')"
+            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"  # noqa: S608 - constant lists
+            f" AND status NOT IN {TERMINAL_SQL}"
         )
         return [row[0] for row in rows]
 

@@ -10,26 +10,12 @@ from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 from gateway.domain.budgets import Scope, ScopeRef, Window
+from gateway.domain.jobs import TERMINAL_STATUSES as TERMINAL_STATUSES
+from gateway.domain.jobs import JobStatus as JobStatus
 from gateway.domain.media import MediaFacts
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
 from gateway.domain.video_request import VideoRequest
 
-# Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
-# ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
-# but not yet in our storage; ``submit_unknown`` is one the upstream may or may not have
-# created (a lost answer, a crash between send and record): its reservation stays counted
-# until evidence, an operator or the deadline settles it. Clients never see these four as such.
-JobStatus = Literal[
-    "submitting",
-    "submit_unknown",
-    "queued",
-    "in_progress",
-    "downloading",
-    "completed",
-    "failed",
-    "rejected",
-]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "rejected"})
 Order = Literal["asc", "desc"]
 MoneyState = Literal["none", "reserved", "charged", "refunded"]
 CacheResult = Literal["miss", "hit", "coalesced", "bypass"]

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from gateway.domain.jobs import TERMINAL_SQL
 from gateway.domain.media import MediaFacts
 from gateway.store.base import UPDATABLE_JOB_FIELDS, Asset, Deletion, Job, JobChanges
 from gateway.store.sqlite_db import (
@@ -95,8 +96,8 @@ class RunnerQueries(SqliteDatabase):
 
     async def live_followers(self, job_id: str) -> int:
         row = await self._fetch_one(
-            "SELECT COUNT(*) FROM jobs WHERE leader_id = ? AND cache_result = 'coalesced'"
-            " AND deleted_at IS NULL AND status NOT IN ('completed', 'failed', 'rejected')",
+            "SELECT COUNT(*) FROM jobs WHERE leader_id = ? AND cache_result = 'coalesced'"  # noqa: S608 - constant lists
+            f" AND deleted_at IS NULL AND status NOT IN {TERMINAL_SQL}",
             (job_id,),
         )
         return int(row[0]) if row is not None else 0
@@ -106,8 +107,8 @@ class RunnerQueries(SqliteDatabase):
 
     async def running_chains(self) -> list[str]:
         rows = await self._fetch(
-            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"
-            " AND status NOT IN ('completed', 'failed', 'rejected')"
+            "SELECT chain_json FROM jobs WHERE chain_json IS NOT NULL"  # noqa: S608 - constant lists
+            f" AND status NOT IN {TERMINAL_SQL}"
         )
         return [row[0] for row in rows]
 

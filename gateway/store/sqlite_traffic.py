@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 
+from gateway.domain.jobs import TERMINAL_SQL
 from gateway.domain.traffic import (
     TRAFFIC_SCOPES,
     TrafficLimits,
@@ -26,8 +27,8 @@ _SELECT_LIMITS = (
 )
 # Jobs that went upstream (not hits, not joins) and have not finished; {column} is a constant.
 _COUNT_IN_FLIGHT = (
-    "SELECT count(*) FROM jobs WHERE {column} = ?"
-    " AND status NOT IN ('completed', 'failed', 'rejected')"
+    "SELECT count(*) FROM jobs WHERE {column} = ?"  # noqa: S608 - constant lists
+    f" AND status NOT IN {TERMINAL_SQL}"
     " AND (cache_result IS NULL OR cache_result IN ('miss', 'bypass'))"
 )
 _OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}

@@ -15,13 +15,13 @@ from starlette.responses import Response
 
 from gateway.domain.catalog import size_for
 from gateway.domain.chains import Chain
+from gateway.domain.jobs import PUBLIC_STATUS
 from gateway.domain.media import MediaFacts
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import GatewayError
 from gateway.ids import new_id
 from gateway.services.creation import Quote
-from gateway.services.videos import PUBLIC_STATUS
 from gateway.store.base import Job
 
 

@@ -7,11 +7,12 @@ from typing import get_args
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.jobs import TERMINAL_STATUSES
 from gateway.domain.money import micros_to_usd_str
 from gateway.domain.requests import parse_video_request
 from gateway.errors import InvalidRequest, NotFound, UnsupportedFeature
 from gateway.services.creation import CacheDirective
-from gateway.store.base import TERMINAL_STATUSES, Order
+from gateway.store.base import Order
 from gateway.web.body import decode_body
 from gateway.web.context import authenticate, context
 from gateway.web.rendering import JSONResponse, render_quote, render_video, render_video_list

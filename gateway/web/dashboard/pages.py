@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.domain.jobs import PUBLIC_STATUS
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import NotFound
 from gateway.services.keys import Principal
 from gateway.services.overview import OverviewService
-from gateway.services.videos import PUBLIC_STATUS
 from gateway.store.base import Job
 from gateway.store.browsing import JobFilter
 from gateway.web.content import content_variant, stored_response
