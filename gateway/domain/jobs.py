@@ -2,13 +2,16 @@
 see, which metrics gauge counts it, and which status may follow which.
 
 The one home of these rules: services, web and both database adapters read them from here (SQL
-gets its literal lists from ``sql_list``). Pure: imports only the standard library.
+gets its literal lists from ``sql_list``). Pure: imports only the standard library and ``gateway.domain``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from dataclasses import Field
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
+
+from gateway.domain.ledger import MoneyFacts
 
 # Internal job states. ``submitting`` is a job written before the upstream call (crash-safe);
 # ``rejected`` is one the upstream refused at submit time; ``downloading`` is finished upstream
@@ -123,3 +126,36 @@ def sql_list(statuses: Iterable[str]) -> str:
 
 # The SQL spelling of "the job has ended", as the partial indexes of migration 0006 write it.
 TERMINAL_SQL = sql_list(TERMINAL)
+
+
+class JobFacts(MoneyFacts, Protocol):
+    """What the decisions read of a job (``store.base.Job`` has all of these)."""
+
+    @property
+    def status(self) -> JobStatus: ...
+    @property
+    def progress(self) -> int: ...
+    @property
+    def upstream_id(self) -> str | None: ...
+    @property
+    def deleted_at(self) -> int | None: ...
+    @property
+    def video_asset(self) -> str | None: ...
+    @property
+    def last_frame_asset(self) -> str | None: ...
+    @property
+    def delivered_seconds(self) -> int | None: ...
+    @property
+    def expires_at(self) -> int | None: ...
+    @property
+    def cache_key(self) -> str | None: ...
+
+
+class JobRecord(JobFacts, Protocol):
+    """A job record the decisions may copy with changes (``dataclasses.replace``)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+
+# A job record type: the decisions return the caller's own record type.
+J = TypeVar("J", bound=JobRecord)

@@ -10,10 +10,30 @@ hop however many statements it takes).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
 from typing import Any
 
-from gateway.domain.webhooks import VIDEO_COMPLETED, VIDEO_FAILED
+from gateway.domain.admission import (
+    CacheEntry,
+    charges_hit,
+    hit,
+    hit_asset_keys,
+    hit_record,
+    in_flight_entry,
+    join_record,
+    lookup,
+    new_record,
+)
+from gateway.domain.jobs import TERMINAL_SQL
+from gateway.domain.outcomes import (
+    Ending,
+    FollowerEnd,
+    LeaderEnd,
+    completion,
+    failure,
+    failure_end,
+    follower_completion,
+    follower_failure,
+)
 from gateway.store.base import (
     Admission,
     AdmissionPlan,
@@ -33,14 +53,17 @@ from gateway.store.sqlite_db import (
     job_from_row,
     job_row,
 )
-from gateway.store.sqlite_money import MoneyQueries, check_and_reserve, settle
+from gateway.store.sqlite_money import (
+    MoneyQueries,
+    apply_settlement,
+    check_and_reserve,
+    check_budget,
+    move,
+)
 from gateway.store.sqlite_runner import add_reference, job_assignments
 from gateway.store.sqlite_traffic import enforce_in_flight, enforce_rate, traffic_limits
 from gateway.store.sqlite_webhooks import emit_video_events
 
-_FINISHED = ("completed", "failed", "rejected")
-# A job whose submit outcome is unknown may never deliver: new identical requests start afresh.
-_UNJOINABLE = (*_FINISHED, "submit_unknown")
 _SELECT_JOB_BY_ID = SELECT_JOB + " WHERE id = ?"
 
 
@@ -79,6 +102,8 @@ class AdmissionQueries(MoneyQueries):
 
 
 # -- run on the writer's thread, inside BEGIN IMMEDIATE ... COMMIT --------------------------
+# Each reads the rows the decision core (gateway/domain/admission.py, outcomes.py) needs and
+# writes what it returns.
 
 
 def _admit_job(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission:
@@ -89,28 +114,24 @@ def _admit_job(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission
     limits = traffic_limits(connection, plan)
     enforce_rate(connection, plan, limits)  # every create counts, hits included
     if plan.cache_key is not None and plan.lookup:
-        found = _from_cache(connection, plan)
+        found = _from_cache(connection, plan, plan.cache_key)
         if found is not None:
             return found
     enforce_in_flight(connection, plan, limits)  # only jobs that go upstream count
-    changes: dict[str, Any] = {}
     if job.cost_micros > 0:
         check_and_reserve(connection, job.id, plan.scopes, job.cost_micros, plan.now)
-        changes.update(money_state="reserved", reserved_at=plan.now)
-    outcome: Any = "bypass"
-    if plan.cache_key is not None and plan.register:
-        outcome = "miss"
-        ttl = plan.cache_ttl_seconds
+    job = new_record(job, cache_key=plan.cache_key, register=plan.register, now=plan.now)
+    if job.cache_result == "miss" and plan.cache_key is not None:
+        entry = in_flight_entry(plan.cache_key, job.id, plan.now, plan.cache_ttl_seconds)
         connection.execute(
             "INSERT INTO cache_entries (key, leader_id, status, created_at, expires_at)"
-            " VALUES (?, ?, 'running', ?, ?) ON CONFLICT (key) DO UPDATE SET"
-            " leader_id = excluded.leader_id, status = 'running',"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " leader_id = excluded.leader_id, status = excluded.status,"
             " created_at = excluded.created_at, expires_at = excluded.expires_at",
-            (plan.cache_key, job.id, plan.now, plan.now + ttl if ttl else None),
+            (entry.key, entry.leader_id, entry.status, entry.created_at, entry.expires_at),
         )
-    job = replace(job, cache_key=plan.cache_key, cache_result=outcome, **changes)
     connection.execute(INSERT_JOB, job_row(job))
-    return Admission(job=job, outcome=outcome)
+    return Admission(job=job, outcome=job.cache_result or "bypass")
 
 
 def _check_key_active(connection: sqlite3.Connection, key_id: str) -> None:
@@ -151,50 +172,34 @@ def _bind_idempotency_key(
     )
 
 
-def _from_cache(connection: sqlite3.Connection, plan: AdmissionPlan) -> Admission | None:
+def _from_cache(
+    connection: sqlite3.Connection, plan: AdmissionPlan, cache_key: str
+) -> Admission | None:
     """A hit (a finished identical video whose asset is still stored) or a join onto the
     running identical job; None when neither exists."""
-    entry = fetchone(
+    row = fetchone(
         connection,
-        "SELECT leader_id, status, expires_at FROM cache_entries WHERE key = ?",
-        (plan.cache_key,),
+        "SELECT key, leader_id, status, created_at, expires_at FROM cache_entries WHERE key = ?",
+        (cache_key,),
     )
-    if entry is None:
-        return None
-    leader_id, status, expires_at = entry
-    if expires_at is not None and expires_at <= plan.now:
-        return None
-    leader_row = fetchone(connection, _SELECT_JOB_BY_ID, (leader_id,))
-    if leader_row is None:
-        return None
-    leader = job_from_row(leader_row)
-    if status == "running" and leader.deleted_at is not None:
-        return None  # its owner deleted it: start afresh rather than join a video nobody keeps
-    if status == "running" and leader.status not in _UNJOINABLE:
-        job = replace(
-            plan.job,
-            status=leader.status if leader.status != "submitting" else "queued",
-            progress=leader.progress,
-            leader_id=leader.id,
-            cache_key=plan.cache_key,
-            cache_result="coalesced",
-            cost_micros=0,  # the leader's reservation pays for both
-            next_check_at=None,
-            upstream_id=leader.upstream_id,
-        )
+    entry = CacheEntry(*row) if row is not None else None
+    leader_row = fetchone(connection, _SELECT_JOB_BY_ID, (entry.leader_id,)) if entry else None
+    leader = job_from_row(leader_row) if leader_row is not None else None
+    verdict = lookup(entry, leader, plan.now)
+    if verdict == "join" and leader is not None:
+        job = join_record(plan.job, leader, cache_key)
         connection.execute(INSERT_JOB, job_row(job))
         return Admission(job=job, outcome="coalesced")
-    if status == "completed" and leader.status == "completed":
-        return _hit(connection, plan, leader)
+    if verdict == "hit" and leader is not None:
+        return _hit(connection, plan, leader, cache_key)
     return None
 
 
-def _hit(connection: sqlite3.Connection, plan: AdmissionPlan, source: Job) -> Admission | None:
-    assets: list[Asset | None] = []
-    for key in (source.video_asset, source.last_frame_asset):
-        if key is None:
-            assets.append(None)
-            continue
+def _hit(
+    connection: sqlite3.Connection, plan: AdmissionPlan, source: Job, cache_key: str
+) -> Admission | None:
+    assets = []
+    for key in hit_asset_keys(source):
         row = fetchone(
             connection,
             "SELECT key, size, content_type FROM assets WHERE key = ? AND refs > 0",
@@ -203,38 +208,24 @@ def _hit(connection: sqlite3.Connection, plan: AdmissionPlan, source: Job) -> Ad
         if row is None:
             return None  # the stored video is gone (deleted or expired): generate afresh
         assets.append(Asset(row[0], row[1], row[2]))
-    video, last_frame = assets
-    if video is None:
-        return None
-    charge = plan.charge_hits and plan.job.cost_micros > 0
-    if charge:
-        check_and_reserve(connection, plan.job.id, plan.scopes, plan.job.cost_micros, plan.now)
-        money: dict[str, Any] = {"money_state": "reserved", "reserved_at": plan.now}
-    else:
-        money = {"cost_micros": 0}
-    job = replace(
+    charged = charges_hit(plan.charge_hits, plan.job.cost_micros)
+    if charged:
+        check_budget(connection, plan.scopes, plan.job.cost_micros, plan.now)
+    job = hit_record(
         plan.job,
-        status="completed",
-        progress=100,
-        completed_at=int(plan.now),
-        next_check_at=None,
-        video_asset=video.key,
-        last_frame_asset=last_frame.key if last_frame else None,
-        delivered_seconds=source.delivered_seconds,
-        expires_at=(int(plan.now + plan.retention_seconds) if plan.retention_seconds else None),
-        leader_id=source.id,
-        cache_key=plan.cache_key,
-        cache_result="hit",
-        **money,
+        source,
+        cache_key=cache_key,
+        now=plan.now,
+        retention_seconds=plan.retention_seconds,
+        charged=charged,
     )
+    writes = hit(job, source, plan.scopes, plan.now)
     connection.execute(INSERT_JOB, job_row(job))
     for asset in assets:
-        if asset is not None:
-            add_reference(connection, asset, int(plan.now))
-    if charge:
-        settle(connection, job, charge=job.cost_micros, now=plan.now)
-        job = replace(job, money_state="charged", charged_micros=job.cost_micros)
-    emit_video_events(connection, VIDEO_COMPLETED, [job.id], plan.now)
+        add_reference(connection, asset, int(plan.now))
+    for movement in writes.movements():
+        move(connection, movement)
+    emit_video_events(connection, writes.event, [job.id], plan.now)
     return Admission(job=job, outcome="hit")
 
 
@@ -256,77 +247,71 @@ def _complete_job(
         " video_asset = CASE WHEN deleted_at IS NULL THEN ? END,"
         " last_frame_asset = CASE WHEN deleted_at IS NULL THEN ? END"
         f" WHERE id = ? AND lease_owner = ? RETURNING {JOB_COLUMNS}",
-        (
-            *values,
-            video.key if video else None,
-            last_frame.key if last_frame else None,
-            job_id,
-            owner,
-        ),
+        (*values, _key(video), _key(last_frame), job_id, owner),
     )
     if row is None:
         return None  # the lease was lost: the transaction changes nothing
     job = job_from_row(row)
+    end = follower_completion(job, now)
+    followers = _complete_followers(connection, job.id, end, (_key(video), _key(last_frame)))
+    ending = completion(job, followers, stored=video is not None, charge=charge, now=now)
     for asset in (video, last_frame):
-        if asset is not None and job.deleted_at is None:
-            add_reference(connection, asset, int(now))
-    settle(connection, job, charge=job.cost_micros if charge is None else charge, now=now)
-    followers = _complete_followers(connection, job, video, last_frame, now)
-    emit_video_events(connection, VIDEO_COMPLETED, [job.id, *followers], now)
-    if job.cache_key is not None and job.video_asset is not None:
-        # Servable while both the video is kept and the entry's own TTL lasts.
-        connection.execute(
-            "UPDATE cache_entries SET status = 'completed', expires_at = CASE"
-            " WHEN ? IS NULL THEN expires_at WHEN expires_at IS NULL THEN ?"
-            " ELSE MIN(expires_at, ?) END WHERE key = ? AND leader_id = ?",
-            (job.expires_at, job.expires_at, job.expires_at, job.cache_key, job.id),
-        )
-    elif job.cache_key is not None and video is not None and followers:
-        # The leader was deleted, but a video that joined it keeps the stored copy: that one
-        # serves the next identical request.
-        connection.execute(
-            "UPDATE cache_entries SET status = 'completed', leader_id = ?"
-            " WHERE key = ? AND leader_id = ?",
-            (followers[0], job.cache_key, job.id),
-        )
-    elif job.cache_key is not None:
-        _drop_entry(connection, job)
-    return _reread(connection, job_id)
+        for _ in range(ending.references):
+            if asset is not None:
+                add_reference(connection, asset, int(now))
+    apply_ending(connection, job, ending, now)
+    return reread(connection, job_id)
+
+
+def _key(asset: Asset | None) -> str | None:
+    return asset.key if asset is not None else None
+
+
+# The unfinished videos that joined a leader (they end with it).
+_FOLLOWERS = f"leader_id = ? AND cache_result = 'coalesced' AND status NOT IN {TERMINAL_SQL}"
 
 
 def _complete_followers(
-    connection: sqlite3.Connection,
-    leader: Job,
-    video: Asset | None,
-    last_frame: Asset | None,
-    now: float,
-) -> list[str]:
-    """Complete the videos waiting for ``leader``; the ids of those not deleted (each takes a
-    reference to the assets)."""
-    followers = fetchall(
+    connection: sqlite3.Connection, leader_id: str, end: FollowerEnd, assets: tuple[str | None, ...]
+) -> list[tuple[str, bool]]:
+    """Complete the videos that joined ``leader_id`` (recording the assets on those not
+    deleted); each as (id, deleted)."""
+    rows = fetchall(
         connection,
-        "UPDATE jobs SET status = 'completed', progress = 100, completed_at = ?,"
-        " updated_at = ?, expires_at = ?, delivered_seconds = ?,"
+        "UPDATE jobs SET status = ?, progress = 100, completed_at = ?, updated_at = ?,"  # noqa: S608 - constant lists
+        " expires_at = ?, delivered_seconds = ?,"
         " video_asset = CASE WHEN deleted_at IS NULL THEN ? END,"
         " last_frame_asset = CASE WHEN deleted_at IS NULL THEN ? END"
-        " WHERE leader_id = ? AND cache_result = 'coalesced' AND status NOT IN"
-        " ('completed', 'failed', 'rejected') RETURNING id, deleted_at",
+        f" WHERE {_FOLLOWERS} RETURNING id, deleted_at",
         (
-            int(now),
-            int(now),
-            leader.expires_at,
-            leader.delivered_seconds,
-            video.key if video else None,
-            last_frame.key if last_frame else None,
-            leader.id,
+            end.status,
+            end.completed_at,
+            end.updated_at,
+            end.expires_at,
+            end.delivered_seconds,
+            *assets,
+            leader_id,
         ),
     )
-    live = sorted(follower_id for follower_id, deleted_at in followers if deleted_at is None)
-    for _ in live:
-        for asset in (video, last_frame):
-            if asset is not None:
-                add_reference(connection, asset, int(now))
-    return live
+    return [(follower_id, deleted_at is not None) for follower_id, deleted_at in rows]
+
+
+def fail_followers(connection: sqlite3.Connection, leader_id: str, end: FollowerEnd) -> list[str]:
+    """Fail the videos that joined ``leader_id`` with its error; their ids."""
+    rows = fetchall(
+        connection,
+        "UPDATE jobs SET status = ?, error_code = ?, error_message = ?, completed_at = ?,"  # noqa: S608 - constant lists
+        f" updated_at = ? WHERE {_FOLLOWERS} RETURNING id",
+        (
+            end.status,
+            end.error_code,
+            end.error_message,
+            end.completed_at,
+            end.updated_at,
+            leader_id,
+        ),
+    )
+    return [row[0] for row in rows]
 
 
 def _fail_job(
@@ -339,54 +324,74 @@ def _fail_job(
     rejected: bool,
     charge: int | None = None,
 ) -> Job | None:
+    end = failure_end(code, message, now, rejected=rejected)
     condition, parameters = (
         (" AND lease_owner = ?", (owner,)) if owner else (" AND status = 'submitting'", ())
     )
+    job = end_leader(connection, job_id, end, condition, parameters)
+    if job is None:
+        return None
+    followers = fail_followers(connection, job.id, follower_failure(end))
+    ending = failure(job, followers, charge=charge, rejected=rejected, now=now)
+    apply_ending(connection, job, ending, now)
+    return reread(connection, job_id)
+
+
+def end_leader(
+    connection: sqlite3.Connection,
+    job_id: str,
+    end: LeaderEnd,
+    condition: str,
+    parameters: tuple[Any, ...],
+    chain_json: str | None = None,
+) -> Job | None:
+    """End the job as ``end`` says, only while ``condition`` holds; None when it did not."""
     row = fetchone(
         connection,
         "UPDATE jobs SET status = ?, error_code = ?, error_message = ?,"  # noqa: S608
         " completed_at = ?, updated_at = ?, lease_owner = NULL, locked_until = NULL,"
-        f" next_check_at = NULL WHERE id = ?{condition} RETURNING {JOB_COLUMNS}",
+        " next_check_at = NULL, chain_json = COALESCE(?, chain_json)"
+        f" WHERE id = ?{condition} RETURNING {JOB_COLUMNS}",
         (
-            "rejected" if rejected else "failed",
-            code,
-            message,
-            int(now),
-            int(now),
+            end.status,
+            end.error_code,
+            end.error_message,
+            end.completed_at,
+            end.updated_at,
+            chain_json,
             job_id,
             *parameters,
         ),
     )
-    if row is None:
-        return None
-    job = job_from_row(row)
-    settle(connection, job, charge=charge or None, now=now)
-    if rejected:
-        # Nothing was created upstream and nothing charged: a retry with the same
-        # Idempotency-Key may try again (the SDK retries 5xx answers on its own).
+    return job_from_row(row) if row is not None else None
+
+
+def apply_ending(connection: sqlite3.Connection, job: Job, ending: Ending, now: float) -> None:
+    """Write what the core decided besides the job rows: money, events, idempotency, entry."""
+    apply_settlement(connection, ending.settle)
+    if ending.forget_idempotency:
         connection.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job.id,))
-    followers = fetchall(
-        connection,
-        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
-        " completed_at = ?, updated_at = ? WHERE leader_id = ?"
-        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
-        " RETURNING id",
-        (code, message, int(now), int(now), job.id),
-    )
-    emit_video_events(connection, VIDEO_FAILED, [job.id, *sorted(row[0] for row in followers)], now)
-    if job.cache_key is not None:
-        _drop_entry(connection, job)
-    return _reread(connection, job_id)
+    emit_video_events(connection, ending.event, ending.notify, now)
+    if ending.entry == "serve":
+        connection.execute(
+            "UPDATE cache_entries SET status = 'completed', expires_at = CASE"
+            " WHEN ? IS NULL THEN expires_at WHEN expires_at IS NULL THEN ?"
+            " ELSE MIN(expires_at, ?) END WHERE key = ? AND leader_id = ?",
+            (job.expires_at, job.expires_at, job.expires_at, job.cache_key, job.id),
+        )
+    elif ending.entry == "hand_over":
+        connection.execute(
+            "UPDATE cache_entries SET status = 'completed', leader_id = ?"
+            " WHERE key = ? AND leader_id = ?",
+            (ending.heir, job.cache_key, job.id),
+        )
+    elif ending.entry == "drop":
+        connection.execute(
+            "DELETE FROM cache_entries WHERE key = ? AND leader_id = ?", (job.cache_key, job.id)
+        )
 
 
-def _reread(connection: sqlite3.Connection, job_id: str) -> Job:
+def reread(connection: sqlite3.Connection, job_id: str) -> Job:
     row = fetchone(connection, _SELECT_JOB_BY_ID, (job_id,))
     assert row is not None  # changed in this very transaction
     return job_from_row(row)
-
-
-def _drop_entry(connection: sqlite3.Connection, job: Job) -> None:
-    """Forget the in-flight entry this job leads, so the next identical request tries afresh."""
-    connection.execute(
-        "DELETE FROM cache_entries WHERE key = ? AND leader_id = ?", (job.cache_key, job.id)
-    )

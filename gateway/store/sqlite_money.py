@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Literal
 
 from gateway.domain.budgets import (
-    ORG_ID,
     WINDOWS,
     BudgetLine,
     Scope,
@@ -24,6 +23,7 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.domain.jobs import TERMINAL_SQL, gauge_counts
+from gateway.domain.ledger import Movement, Settlement, part_charge, reservation
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
 from gateway.store.base import BudgetLimit, Job, JobChanges, MetricsSnapshot, UsageRow
@@ -41,12 +41,8 @@ _UPSERT_COUNTER = (
 )
 _INSERT_LEDGER = (
     "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
-    " spent_delta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " spent_delta, created_at, actor, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-def job_scopes(key_id: str, team_id: str) -> tuple[ScopeRef, ...]:
-    return (ScopeRef("key", key_id), ScopeRef("team", team_id), ScopeRef("org", ORG_ID))
 
 
 class MoneyQueries(RunnerQueries):
@@ -287,6 +283,14 @@ def check_and_reserve(
     now: float,
 ) -> None:
     """Reserve ``cost`` in every scope, or raise ``BudgetExceeded`` and change nothing."""
+    check_budget(connection, scopes, cost, now)
+    move(connection, reservation(job_id, tuple(scopes), cost, now))
+
+
+def check_budget(
+    connection: sqlite3.Connection, scopes: Sequence[ScopeRef], cost: int, now: float
+) -> None:
+    """Raise ``BudgetExceeded`` when ``cost`` does not fit every scope's limits now."""
     violations = check(cost, lines_for(connection, scopes, now))
     if violations:
         first = violations[0]
@@ -294,7 +298,6 @@ def check_and_reserve(
         raise BudgetExceeded(
             first.message(name), scope=first.line.scope.scope, window=first.line.window
         )
-    _move(connection, job_id, "reserve", scopes, now, reserved=cost, spent=0)
 
 
 def _scope_name(connection: sqlite3.Connection, ref: ScopeRef) -> str | None:
@@ -311,63 +314,24 @@ def _scope_name(connection: sqlite3.Connection, ref: ScopeRef) -> str | None:
     return str(row[0]) if row is not None else None
 
 
-def _move(
-    connection: sqlite3.Connection,
-    job_id: str,
-    kind: MovementKind,
-    scopes: Sequence[ScopeRef],
-    at: float,
-    *,
-    reserved: int,
-    spent: int,
-    recorded_at: float | None = None,
-) -> None:
-    """Add ``reserved``/``spent`` to every window counter of ``scopes`` for the periods of
-    ``at``, and write the ledger rows that say so (dated ``recorded_at``, default ``at``)."""
-    periods = _periods(at)
-    day, month = periods["day"], periods["month"]
+def move(connection: sqlite3.Connection, movement: Movement) -> None:
+    """Apply a money movement: its counter deltas and its ledger rows."""
     connection.executemany(
         _UPSERT_COUNTER,
-        [
-            (ref.scope, ref.id, window, periods[window], reserved, spent)
-            for ref in scopes
-            for window in WINDOWS
-        ],
+        [(*key, movement.reserved, movement.spent) for key in movement.counter_keys()],
     )
-    when = recorded_at or at
-    connection.executemany(
-        _INSERT_LEDGER,
-        [(job_id, kind, ref.scope, ref.id, day, month, reserved, spent, when) for ref in scopes],
-    )
+    connection.executemany(_INSERT_LEDGER, movement.ledger_rows())
 
 
-def settle(
-    connection: sqlite3.Connection, job: Job, *, charge: int | None, now: float
-) -> int | None:
-    """Turn a job's reservation into a charge (``charge`` None: refund it) in the periods
-    it was reserved in; the amount charged, or None when nothing was reserved."""
-    if job.money_state != "reserved" or job.reserved_at is None:
-        return None
-    scopes = job_scopes(job.key_id, job.team_id)
-    already = job.settled_micros  # charged before, as a chain's segments finished
-    kind: MovementKind = "refund" if charge is None else "charge"
-    charged = max(already, 0 if charge is None else charge)
-    _move(
-        connection,
-        job.id,
-        kind,
-        scopes,
-        job.reserved_at,
-        reserved=-(job.cost_micros - already),
-        spent=charged - already,
-        recorded_at=now,
-    )
-    state = "refunded" if charge is None and not already else "charged"
+def apply_settlement(connection: sqlite3.Connection, decided: Settlement | None) -> None:
+    """Write a settled reservation: its movement and the job's money columns."""
+    if decided is None:
+        return
+    move(connection, decided.movement)
     connection.execute(
         "UPDATE jobs SET money_state = ?, charged_micros = ? WHERE id = ?",
-        (state, charged, job.id),
+        (decided.money_state, decided.charged_micros, decided.movement.job_id),
     )
-    return charged
 
 
 def _charge_part(
@@ -389,16 +353,7 @@ def _charge_part(
     if row is None:
         return None
     job = job_from_row(row)
-    if job.money_state == "reserved" and job.reserved_at is not None and amount:
-        scopes = job_scopes(job.key_id, job.team_id)
-        _move(
-            connection,
-            job.id,
-            "charge_part",
-            scopes,
-            job.reserved_at,
-            reserved=-amount,
-            spent=amount,
-            recorded_at=now,
-        )
+    movement = part_charge(job, amount, now)
+    if movement is not None:
+        move(connection, movement)
     return job

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from gateway.domain.webhooks import VIDEO_FAILED
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
-from gateway.store.sqlite_admission import AdmissionQueries, _drop_entry, _reread
-from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, fetchall, fetchone, job_from_row
-from gateway.store.sqlite_money import settle
-from gateway.store.sqlite_webhooks import emit_video_events
+from gateway.domain.outcomes import follower_failure, unknown_resolution, unknown_resolution_end
+from gateway.store.base import IdempotencyRecord, Job
+from gateway.store.sqlite_admission import (
+    AdmissionQueries,
+    apply_ending,
+    end_leader,
+    fail_followers,
+    reread,
+)
+from gateway.store.sqlite_db import JOB_COLUMNS, SELECT_JOB, fetchone, job_from_row
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
 
@@ -90,36 +94,16 @@ def _resolve_unknown(
     chain_json: str | None = None,
     message: str | None = None,
 ) -> Job | None:
-    settled = "charged" if charge else "refunded"
-    message = (
-        message or f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+    end = unknown_resolution_end(
+        charge=charge, actor=actor, reason=reason, now=now, message=message
     )
-    row = fetchone(
-        connection,
-        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"  # noqa: S608
-        " completed_at = ?, updated_at = ?, lease_owner = NULL, locked_until = NULL,"
-        " next_check_at = NULL, chain_json = COALESCE(?, chain_json)"
-        f" WHERE id = ? AND status = 'submit_unknown' RETURNING {JOB_COLUMNS}",
-        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), chain_json, job_id),
-    )
-    if row is None:
+    condition = " AND status = 'submit_unknown'"
+    job = end_leader(connection, job_id, end, condition, (), chain_json)
+    if job is None:
         return None
-    job = job_from_row(row)
-    total = job.cost_micros if amount is None else amount
-    if settle(connection, job, charge=total if charge else None, now=now) is not None:
-        connection.execute(
-            "UPDATE ledger SET actor = ?, reason = ? WHERE job_id = ? AND kind = ?",
-            (actor, reason, job.id, "charge" if charge else "refund"),
-        )
-    followers = fetchall(
-        connection,
-        "UPDATE jobs SET status = 'failed', error_code = ?, error_message = ?,"
-        " completed_at = ?, updated_at = ? WHERE leader_id = ?"
-        " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
-        " RETURNING id",
-        (UNKNOWN_OUTCOME_CODE, message, int(now), int(now), job.id),
+    followers = fail_followers(connection, job.id, follower_failure(end))
+    ending = unknown_resolution(
+        job, followers, charge=charge, amount=amount, actor=actor, reason=reason, now=now
     )
-    emit_video_events(connection, VIDEO_FAILED, [job.id, *sorted(r[0] for r in followers)], now)
-    if job.cache_key is not None:
-        _drop_entry(connection, job)
-    return _reread(connection, job_id)
+    apply_ending(connection, job, ending, now)
+    return reread(connection, job_id)
