@@ -9,6 +9,7 @@ deltas and insert the rows. Pure: imports only the standard library and ``gatewa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -60,9 +61,19 @@ class Movement:
         """The counters this moves, in lock order (sorted, without repeats)."""
         return counter_keys(self.scopes, self.at)
 
+    @property
+    def day(self) -> str:
+        """The day the movement counts in (its ledger rows' ``day``)."""
+        return period_of("day", self.at)
+
+    @property
+    def month(self) -> str:
+        """The month the movement counts in (its ledger rows' ``month``)."""
+        return period_of("month", self.at)
+
     def ledger_rows(self) -> list[LedgerRow]:
         """One row per scope, in the scopes' order."""
-        day, month = period_of("day", self.at), period_of("month", self.at)
+        day, month = self.day, self.month
         return [
             (
                 self.job_id,
@@ -90,7 +101,7 @@ class Settlement:
     charged_micros: int
 
 
-def counter_keys(scopes: tuple[ScopeRef, ...], at: float) -> list[CounterKey]:
+def counter_keys(scopes: Sequence[ScopeRef], at: float) -> list[CounterKey]:
     """The counters ``scopes`` move at ``at``, in lock order (sorted, without repeats)."""
     return sorted(
         {(ref.scope, ref.id, window, period_of(window, at)) for ref in scopes for window in WINDOWS}

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from gateway.domain.budgets import (
-    ORG_ID,
     WINDOWS,
     BudgetLine,
     Scope,
@@ -23,6 +22,14 @@ from gateway.domain.budgets import (
     period_of,
 )
 from gateway.domain.jobs import TERMINAL_SQL, gauge_counts
+from gateway.domain.ledger import (
+    CounterKey,
+    Movement,
+    Settlement,
+    counter_keys,
+    part_charge,
+    reservation,
+)
 from gateway.errors import BudgetExceeded
 from gateway.store.audit import audit_problems, team_audit_windows, usage_rows
 from gateway.store.base import BudgetLimit, Job, JobChanges, MetricsSnapshot, UsageRow
@@ -34,23 +41,11 @@ if TYPE_CHECKING:
 
 MovementKind = Literal["reserve", "charge", "refund", "charge_part"]
 USAGE_GROUPS = {"model": "j.model", "key": "j.key_id", "day": "l.day"}
-CounterKey = tuple[str, str, str, str]  # scope, scope_id, window_kind, period
 # The counters named by four parallel arrays ($1..$4: scopes, scope ids, windows, periods).
 _MATCH = (
     "(scope, scope_id, window_kind, period) IN"
     " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))"
 )
-
-
-def job_scopes(key_id: str, team_id: str) -> tuple[ScopeRef, ...]:
-    return (ScopeRef("key", key_id), ScopeRef("team", team_id), ScopeRef("org", ORG_ID))
-
-
-def counter_keys(scopes: Sequence[ScopeRef], at: float) -> list[CounterKey]:
-    """The counters ``scopes`` move at ``at``, in lock order (sorted, without repeats)."""
-    return sorted(
-        {(ref.scope, ref.id, window, period_of(window, at)) for ref in scopes for window in WINDOWS}
-    )
 
 
 def columns(keys: Sequence[CounterKey]) -> list[list[str]]:
@@ -114,6 +109,14 @@ class MoneyQueries(RunnerQueries):
         now: float,
     ) -> None:
         """Reserve ``cost`` in every scope, or raise ``BudgetExceeded`` and change nothing."""
+        await self._check_budget(connection, scopes, cost, now)
+        await move(connection, reservation(job_id, tuple(scopes), cost, now))
+
+    async def _check_budget(
+        self, connection: Connection, scopes: Sequence[ScopeRef], cost: int, now: float
+    ) -> None:
+        """Raise ``BudgetExceeded`` when ``cost`` does not fit every scope's limits now; the
+        counters stay locked until the transaction ends."""
         violations = check(cost, await self._lines(connection, scopes, now, lock=True))
         if violations:
             first = violations[0]
@@ -121,7 +124,6 @@ class MoneyQueries(RunnerQueries):
             raise BudgetExceeded(
                 first.message(name), scope=first.line.scope.scope, window=first.line.window
             )
-        await self._move(connection, job_id, "reserve", scopes, now, reserved=cost, spent=0)
 
     async def _scope_name(self, connection: Connection, ref: ScopeRef) -> str | None:
         if ref.scope == "team":
@@ -133,80 +135,6 @@ class MoneyQueries(RunnerQueries):
         else:
             return None
         return str(name) if name is not None else None
-
-    async def _move(
-        self,
-        connection: Connection,
-        job_id: str,
-        kind: MovementKind,
-        scopes: Sequence[ScopeRef],
-        at: float,
-        *,
-        reserved: int,
-        spent: int,
-        recorded_at: float | None = None,
-    ) -> None:
-        """Add ``reserved``/``spent`` to every window counter of ``scopes`` for the periods of
-        ``at``, and write the ledger rows that say so (dated ``recorded_at``, default ``at``).
-        The upsert takes the counter rows in primary-key order."""
-        keys = counter_keys(scopes, at)
-        await connection.execute(
-            "INSERT INTO budget_counters (scope, scope_id, window_kind, period, reserved, spent)"
-            " SELECT *, $5::bigint, $6::bigint"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1, 2, 3, 4"
-            " ON CONFLICT (scope, scope_id, window_kind, period) DO UPDATE SET"
-            " reserved = budget_counters.reserved + excluded.reserved,"
-            " spent = budget_counters.spent + excluded.spent",
-            *columns(keys),
-            reserved,
-            spent,
-        )
-        day, month = period_of("day", at), period_of("month", at)
-        await connection.execute(
-            "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
-            " spent_delta, created_at) SELECT $1, $2, s.scope, s.scope_id, $5, $6, $7, $8, $9"
-            " FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(scope, scope_id, n)"
-            " ORDER BY s.n",
-            job_id,
-            kind,
-            [ref.scope for ref in scopes],
-            [ref.id for ref in scopes],
-            day,
-            month,
-            reserved,
-            spent,
-            recorded_at or at,
-        )
-
-    async def _settle(
-        self, connection: Connection, job: Job, *, charge: int | None, now: float
-    ) -> int | None:
-        """Turn a job's reservation into a charge (``charge`` None: refund it) in the periods
-        it was reserved in; the amount charged, or None when nothing was reserved. The caller
-        holds the job's row lock."""
-        if job.money_state != "reserved" or job.reserved_at is None:
-            return None
-        scopes = job_scopes(job.key_id, job.team_id)
-        already = job.settled_micros  # charged before, as a chain's segments finished
-        kind: MovementKind = "refund" if charge is None else "charge"
-        charged = max(already, 0 if charge is None else charge)
-        await self._move(
-            connection,
-            job.id,
-            kind,
-            scopes,
-            job.reserved_at,
-            reserved=-(job.cost_micros - already),
-            spent=charged - already,
-            recorded_at=now,
-        )
-        await connection.execute(
-            "UPDATE jobs SET money_state = $1, charged_micros = $2 WHERE id = $3",
-            "refunded" if charge is None and not already else "charged",
-            charged,
-            job.id,
-        )
-        return charged
 
     async def charge_part(
         self, job_id: str, *, owner: str, amount: int, changes: JobChanges, now: float
@@ -226,18 +154,9 @@ class MoneyQueries(RunnerQueries):
             if row is None:
                 return None
             job = job_from_row(row)
-            if job.money_state == "reserved" and job.reserved_at is not None and amount:
-                scopes = job_scopes(job.key_id, job.team_id)
-                await self._move(
-                    connection,
-                    job.id,
-                    "charge_part",
-                    scopes,
-                    job.reserved_at,
-                    reserved=-amount,
-                    spent=amount,
-                    recorded_at=now,
-                )
+            movement = part_charge(job, amount, now)
+            if movement is not None:
+                await move(connection, movement)
             return job
 
     # -- limits and quotes ----------------------------------------------------------------
@@ -416,3 +335,52 @@ class MoneyQueries(RunnerQueries):
             )
         }
         return usage_rows(money, savings)
+
+
+async def move(connection: Connection, movement: Movement) -> None:
+    """Apply a money movement: its counter deltas (the upsert takes the counter rows in
+    primary-key order) and its ledger rows."""
+    await connection.execute(
+        "INSERT INTO budget_counters (scope, scope_id, window_kind, period, reserved, spent)"
+        " SELECT *, $5::bigint, $6::bigint"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1, 2, 3, 4"
+        " ON CONFLICT (scope, scope_id, window_kind, period) DO UPDATE SET"
+        " reserved = budget_counters.reserved + excluded.reserved,"
+        " spent = budget_counters.spent + excluded.spent",
+        *columns(movement.counter_keys()),
+        movement.reserved,
+        movement.spent,
+    )
+    # One statement for every scope's row (the scopes' order kept), not one per scope.
+    await connection.execute(
+        "INSERT INTO ledger (job_id, kind, scope, scope_id, day, month, reserved_delta,"
+        " spent_delta, created_at, actor, reason)"
+        " SELECT $1, $2, s.scope, s.scope_id, $5, $6, $7, $8, $9, $10, $11"
+        " FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(scope, scope_id, n)"
+        " ORDER BY s.n",
+        movement.job_id,
+        movement.kind,
+        [ref.scope for ref in movement.scopes],
+        [ref.id for ref in movement.scopes],
+        movement.day,
+        movement.month,
+        movement.reserved,
+        movement.spent,
+        movement.recorded_at,
+        movement.actor,
+        movement.reason,
+    )
+
+
+async def apply_settlement(connection: Connection, decided: Settlement | None) -> None:
+    """Write a settled reservation: its movement and the job's money columns. The caller holds
+    the job's row lock."""
+    if decided is None:
+        return
+    await move(connection, decided.movement)
+    await connection.execute(
+        "UPDATE jobs SET money_state = $1, charged_micros = $2 WHERE id = $3",
+        decided.money_state,
+        decided.charged_micros,
+        decided.movement.job_id,
+    )

@@ -9,11 +9,16 @@ resolution happens exactly once across connections and replicas.
 
 from __future__ import annotations
 
-from gateway.domain.webhooks import VIDEO_FAILED
-from gateway.store.base import UNKNOWN_OUTCOME_CODE, IdempotencyRecord, Job
-from gateway.store.postgres_admission import AdmissionQueries, _drop_entry
+from gateway.domain.outcomes import follower_failure, unknown_resolution, unknown_resolution_end
+from gateway.store.base import IdempotencyRecord, Job
+from gateway.store.postgres_admission import (
+    AdmissionQueries,
+    apply_ending,
+    end_leader,
+    fail_followers,
+    reread,
+)
 from gateway.store.postgres_db import JOB_COLUMNS, SELECT_JOB, job_from_row
-from gateway.store.postgres_webhooks import emit_video_events
 
 _IDEMPOTENCY_COLUMNS = "key_id, idempotency_key, fingerprint, job_id, created_at, expires_at"
 
@@ -31,55 +36,20 @@ class OutcomeQueries(AdmissionQueries):
         chain_json: str | None = None,
         message: str | None = None,
     ) -> Job | None:
-        settled = "charged" if charge else "refunded"
-        message = (
-            message
-            or f"The outcome of the upstream submit was unknown; {settled} by {actor}: {reason}"
+        end = unknown_resolution_end(
+            charge=charge, actor=actor, reason=reason, now=now, message=message
         )
+        condition = " AND status = 'submit_unknown'"
         async with self._transaction() as connection:
-            row = await connection.fetchrow(
-                "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2,"  # noqa: S608
-                " completed_at = $3, updated_at = $3, lease_owner = NULL, locked_until = NULL,"
-                " next_check_at = NULL, chain_json = COALESCE($5, chain_json)"
-                " WHERE id = $4 AND status = 'submit_unknown'"
-                f" RETURNING {JOB_COLUMNS}",
-                UNKNOWN_OUTCOME_CODE,
-                message,
-                int(now),
-                job_id,
-                chain_json,
-            )
-            if row is None:
+            job = await end_leader(connection, job_id, end, condition, (), chain_json)
+            if job is None:
                 return None
-            job = job_from_row(row)
-            followers = await connection.fetch(
-                "UPDATE jobs SET status = 'failed', error_code = $1, error_message = $2,"
-                " completed_at = $3, updated_at = $3 WHERE leader_id = $4"
-                " AND cache_result = 'coalesced' AND status NOT IN ('completed', 'failed', 'rejected')"
-                " RETURNING id",
-                UNKNOWN_OUTCOME_CODE,
-                message,
-                int(now),
-                job.id,
+            followers = await fail_followers(connection, job.id, follower_failure(end))
+            ending = unknown_resolution(
+                job, followers, charge=charge, amount=amount, actor=actor, reason=reason, now=now
             )
-            await emit_video_events(
-                connection, VIDEO_FAILED, [job.id, *sorted(r[0] for r in followers)], now
-            )
-            total = job.cost_micros if amount is None else amount
-            charged = await self._settle(connection, job, charge=total if charge else None, now=now)
-            if charged is not None:
-                await connection.execute(
-                    "UPDATE ledger SET actor = $1, reason = $2 WHERE job_id = $3 AND kind = $4",
-                    actor,
-                    reason,
-                    job.id,
-                    "charge" if charge else "refund",
-                )
-            if job.cache_key is not None:
-                await _drop_entry(connection, job)
-            final = await connection.fetchrow(SELECT_JOB + " WHERE id = $1", job_id)
-        assert final is not None  # updated above, in this transaction
-        return job_from_row(final)
+            await apply_ending(connection, job, ending, now)
+            return await reread(connection, job_id)
 
     async def unknown_outcomes(self, limit: int) -> list[Job]:
         rows = await self._fetch(

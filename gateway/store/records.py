@@ -9,16 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
+from gateway.domain.admission import CacheResult as CacheResult
 from gateway.domain.budgets import Scope, ScopeRef, Window
 from gateway.domain.jobs import TERMINAL_STATUSES as TERMINAL_STATUSES
 from gateway.domain.jobs import JobStatus as JobStatus
+from gateway.domain.ledger import MoneyState as MoneyState
 from gateway.domain.media import MediaFacts
+from gateway.domain.outcomes import UNKNOWN_OUTCOME_CODE as UNKNOWN_OUTCOME_CODE
 from gateway.domain.traffic import TrafficDefaults, TrafficScope
 from gateway.domain.video_request import VideoRequest
 
 Order = Literal["asc", "desc"]
-MoneyState = Literal["none", "reserved", "charged", "refunded"]
-CacheResult = Literal["miss", "hit", "coalesced", "bypass"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +218,6 @@ class Deletion:
 
     job_id: str
     released: tuple[str, ...] = ()
-
-
-# error.code of a job whose submit outcome was unknown (while unknown, and once settled).
-UNKNOWN_OUTCOME_CODE = "submit_outcome_unknown"
 
 
 class JobChanges(TypedDict, total=False):
