@@ -78,7 +78,7 @@ def join_record(job: J, leader: JobFacts, cache_key: str) -> J:
         leader_id=leader.id,
         cache_key=cache_key,
         cache_result="coalesced",
-        cost_micros=0,
+        cost_micros=0,  # the leader's reservation pays for both
         next_check_at=None,
         upstream_id=leader.upstream_id,
     )
