@@ -103,3 +103,30 @@ def concurrency_refusal(scope: TrafficScope, limit: int) -> ConcurrencyLimitExce
 
 def _owner(scope: TrafficScope) -> str:
     return "team" if scope == "team" else "key"
+
+
+# A job "went upstream" (and counts against max_in_flight_jobs) unless it was a hit or a join.
+UPSTREAM_RESULTS = ("miss", "bypass")
+
+
+def owners(team_id: str, key_id: str) -> dict[TrafficScope, str]:
+    """Who a create is counted against, by scope."""
+    return {"team": team_id, "key": key_id}
+
+
+def rate_checks(limits: Mapping[TrafficScope, TrafficLimits]) -> list[tuple[TrafficScope, int]]:
+    """The (scope, requests per minute) a create must fit, in check order (0 or unset: none)."""
+    checks = [
+        (scope, limits[scope].requests_per_minute) for scope in TRAFFIC_SCOPES if scope in limits
+    ]
+    return [(scope, per_minute) for scope, per_minute in checks if per_minute]
+
+
+def in_flight_checks(
+    limits: Mapping[TrafficScope, TrafficLimits],
+) -> list[tuple[TrafficScope, int]]:
+    """The (scope, max in-flight jobs) a job going upstream must fit, in check order."""
+    checks = [
+        (scope, limits[scope].max_in_flight_jobs) for scope in TRAFFIC_SCOPES if scope in limits
+    ]
+    return [(scope, limit) for scope, limit in checks if limit]

@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gateway.domain.jobs import TERMINAL_SQL
+from gateway.domain.jobs import TERMINAL_SQL, sql_list
 from gateway.domain.traffic import (
     TRAFFIC_SCOPES,
+    UPSTREAM_RESULTS,
     TrafficLimits,
     TrafficScope,
     concurrency_refusal,
     in_flight_allowed,
+    in_flight_checks,
+    owners,
+    rate_checks,
     rate_decision,
     rate_refusal,
 )
@@ -38,7 +42,7 @@ _SELECT_LIMITS = (
 _COUNT_IN_FLIGHT = (
     "SELECT count(*) FROM jobs WHERE {column} = $1"  # noqa: S608 - constant lists
     f" AND status NOT IN {TERMINAL_SQL}"
-    " AND (cache_result IS NULL OR cache_result IN ('miss', 'bypass'))"
+    f" AND (cache_result IS NULL OR cache_result IN {sql_list(UPSTREAM_RESULTS)})"
 )
 _OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
 
@@ -106,21 +110,18 @@ async def enforce_rate(
     connection: Connection, plan: AdmissionPlan, limits: Mapping[TrafficScope, TrafficLimits]
 ) -> None:
     """Take one request from each owner's requests_per_minute, or refuse (rolled back)."""
-    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
-    for scope in TRAFFIC_SCOPES:
-        per_minute = limits[scope].requests_per_minute if scope in limits else None
-        if not per_minute:
-            continue
+    owner = owners(plan.job.team_id, plan.job.key_id)
+    for scope, per_minute in rate_checks(limits):
         await connection.execute(
             "INSERT INTO rate_limit_state (scope, scope_id, tat) VALUES ($1, $2, 0)"
             " ON CONFLICT (scope, scope_id) DO NOTHING",
             scope,
-            owners[scope],
+            owner[scope],
         )
         tat = await connection.fetchval(
             "SELECT tat FROM rate_limit_state WHERE scope = $1 AND scope_id = $2 FOR UPDATE",
             scope,
-            owners[scope],
+            owner[scope],
         )
         decision = rate_decision(tat, plan.now, per_minute)
         if not decision.allowed:
@@ -128,7 +129,7 @@ async def enforce_rate(
         await connection.execute(
             "UPDATE rate_limit_state SET tat = $3 WHERE scope = $1 AND scope_id = $2",
             scope,
-            owners[scope],
+            owner[scope],
             decision.tat,
         )
 
@@ -137,17 +138,14 @@ async def enforce_in_flight(
     connection: Connection, plan: AdmissionPlan, limits: Mapping[TrafficScope, TrafficLimits]
 ) -> None:
     """Refuse a job that would go upstream beyond an owner's max_in_flight_jobs."""
-    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
-    for scope in TRAFFIC_SCOPES:
-        limit = limits[scope].max_in_flight_jobs if scope in limits else None
-        if not limit:
-            continue
+    owner = owners(plan.job.team_id, plan.job.key_id)
+    for scope, limit in in_flight_checks(limits):
         # Held until commit: the next admission of this owner counts this job too.
         await connection.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", IN_FLIGHT_LOCK, owners[scope]
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", IN_FLIGHT_LOCK, owner[scope]
         )
         count = await connection.fetchval(
-            _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), owners[scope]
+            _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), owner[scope]
         )
         if not in_flight_allowed(int(count or 0), limit):
             raise concurrency_refusal(scope, limit)

@@ -8,13 +8,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 
-from gateway.domain.jobs import TERMINAL_SQL
+from gateway.domain.jobs import TERMINAL_SQL, sql_list
 from gateway.domain.traffic import (
     TRAFFIC_SCOPES,
+    UPSTREAM_RESULTS,
     TrafficLimits,
     TrafficScope,
     concurrency_refusal,
     in_flight_allowed,
+    in_flight_checks,
+    owners,
+    rate_checks,
     rate_decision,
     rate_refusal,
 )
@@ -29,7 +33,7 @@ _SELECT_LIMITS = (
 _COUNT_IN_FLIGHT = (
     "SELECT count(*) FROM jobs WHERE {column} = ?"  # noqa: S608 - constant lists
     f" AND status NOT IN {TERMINAL_SQL}"
-    " AND (cache_result IS NULL OR cache_result IN ('miss', 'bypass'))"
+    f" AND (cache_result IS NULL OR cache_result IN {sql_list(UPSTREAM_RESULTS)})"
 )
 _OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
 
@@ -92,12 +96,12 @@ def traffic_limits(
     """The limits in force for the plan's team and key (empty when the plan checks none)."""
     if plan.traffic is None:
         return {}
-    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
+    owner = owners(plan.job.team_id, plan.job.key_id)
     rows = fetchall(
         connection,
         _SELECT_LIMITS
         + " WHERE (scope = 'team' AND scope_id = ?) OR (scope = 'key' AND scope_id = ?)",
-        (owners["team"], owners["key"]),
+        (owner["team"], owner["key"]),
     )
     stored: dict[TrafficScope, TrafficLimits] = {
         row[0]: TrafficLimits(row[2], row[3]) for row in rows
@@ -111,15 +115,12 @@ def enforce_rate(
     limits: Mapping[TrafficScope, TrafficLimits],
 ) -> None:
     """Take one request from each owner's requests_per_minute, or refuse (rolled back)."""
-    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
-    for scope in TRAFFIC_SCOPES:
-        per_minute = limits[scope].requests_per_minute if scope in limits else None
-        if not per_minute:
-            continue
+    owner = owners(plan.job.team_id, plan.job.key_id)
+    for scope, per_minute in rate_checks(limits):
         row = fetchone(
             connection,
             "SELECT tat FROM rate_limit_state WHERE scope = ? AND scope_id = ?",
-            (scope, owners[scope]),
+            (scope, owner[scope]),
         )
         decision = rate_decision(row[0] if row else None, plan.now, per_minute)
         if not decision.allowed:
@@ -127,7 +128,7 @@ def enforce_rate(
         connection.execute(
             "INSERT INTO rate_limit_state (scope, scope_id, tat) VALUES (?, ?, ?)"
             " ON CONFLICT (scope, scope_id) DO UPDATE SET tat = excluded.tat",
-            (scope, owners[scope], decision.tat),
+            (scope, owner[scope], decision.tat),
         )
 
 
@@ -137,13 +138,10 @@ def enforce_in_flight(
     limits: Mapping[TrafficScope, TrafficLimits],
 ) -> None:
     """Refuse a job that would go upstream beyond an owner's max_in_flight_jobs."""
-    owners = {"team": plan.job.team_id, "key": plan.job.key_id}
-    for scope in TRAFFIC_SCOPES:
-        limit = limits[scope].max_in_flight_jobs if scope in limits else None
-        if not limit:
-            continue
+    owner = owners(plan.job.team_id, plan.job.key_id)
+    for scope, limit in in_flight_checks(limits):
         row = fetchone(
-            connection, _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (owners[scope],)
+            connection, _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (owner[scope],)
         )
         if not in_flight_allowed(int(row[0]) if row else 0, limit):
             raise concurrency_refusal(scope, limit)

@@ -8,7 +8,11 @@ import pytest
 from gateway.domain.traffic import (
     TrafficDefaults,
     TrafficLimits,
+    TrafficScope,
     in_flight_allowed,
+    in_flight_checks,
+    owners,
+    rate_checks,
     rate_decision,
 )
 
@@ -50,3 +54,26 @@ def test_gcra_forgets_idle_time_beyond_one_burst() -> None:
 )
 def test_in_flight_rule(count: int, limit: int | None, allowed: bool) -> None:
     assert in_flight_allowed(count, limit) is allowed
+
+
+@pytest.mark.parametrize(
+    ("limits", "rates", "in_flight"),
+    [
+        ({}, [], []),
+        (
+            {"team": TrafficLimits(3, 60), "key": TrafficLimits(1, 0)},
+            [("team", 60)],
+            [("team", 3), ("key", 1)],
+        ),
+        ({"key": TrafficLimits(0, 10)}, [("key", 10)], []),
+        ({"team": TrafficLimits(None, None)}, [], []),
+    ],
+)
+def test_the_checks_a_create_must_pass_in_order(
+    limits: dict[TrafficScope, TrafficLimits],
+    rates: list[tuple[str, int]],
+    in_flight: list[tuple[str, int]],
+) -> None:
+    assert rate_checks(limits) == rates
+    assert in_flight_checks(limits) == in_flight
+    assert owners("team_1", "key_1") == {"team": "team_1", "key": "key_1"}
