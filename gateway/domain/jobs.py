@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import Field
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
 from gateway.domain.ledger import MoneyFacts
 
@@ -31,16 +31,7 @@ JobStatus = Literal[
 PublicStatus = Literal["queued", "in_progress", "completed", "failed"]
 GaugeState = Literal["queued", "running", "awaiting_download", "outcome_unknown"]
 
-STATUSES: tuple[JobStatus, ...] = (
-    "submitting",
-    "submit_unknown",
-    "queued",
-    "in_progress",
-    "downloading",
-    "completed",
-    "failed",
-    "rejected",
-)
+STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 # Ordered as the partial indexes of migration 0006 spell them (the planner matches the text).
 TERMINAL: tuple[JobStatus, ...] = ("completed", "failed", "rejected")
 TERMINAL_STATUSES: frozenset[str] = frozenset(TERMINAL)

@@ -71,6 +71,12 @@ class Movement:
         """The month the movement counts in (its ledger rows' ``month``)."""
         return period_of("month", self.at)
 
+    @property
+    def dated(self) -> float:
+        """When the ledger rows say it happened: ``recorded_at``, or (a caller that gave no
+        time, 0) when the money was reserved."""
+        return self.recorded_at or self.at
+
     def ledger_rows(self) -> list[LedgerRow]:
         """One row per scope, in the scopes' order."""
         day, month = self.day, self.month
@@ -84,7 +90,7 @@ class Movement:
                 month,
                 self.reserved,
                 self.spent,
-                self.recorded_at,
+                self.dated,
                 self.actor,
                 self.reason,
             )

@@ -366,7 +366,7 @@ async def move(connection: Connection, movement: Movement) -> None:
         movement.month,
         movement.reserved,
         movement.spent,
-        movement.recorded_at,
+        movement.dated,
         movement.actor,
         movement.reason,
     )

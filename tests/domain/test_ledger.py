@@ -94,3 +94,9 @@ def test_a_part_charge_moves_reserved_to_spent(amount: int, moves: bool) -> None
     if movement is not None:
         assert (movement.kind, movement.reserved, movement.spent) == ("charge_part", -120, 120)
         assert movement.at == RESERVED_AT and movement.recorded_at == NOW
+
+
+def test_a_movement_without_a_time_is_dated_when_the_money_was_reserved() -> None:
+    decided = settlement(JOB, charge=500, now=0.0)
+    assert decided is not None
+    assert {row[8] for row in decided.movement.ledger_rows()} == {RESERVED_AT}
