@@ -20,6 +20,7 @@ from gateway.domain.admission import (
 )
 from gateway.domain.budgets import scopes_for
 from gateway.domain.jobs import STATUSES
+from gateway.domain.video_request import VideoRequest
 from gateway.store.base import Job
 
 NOW = 1_000_000.0
@@ -29,7 +30,7 @@ REQUEST = Job(
     team_id="team_2",
     key_id="key_2",
     model="seedance-1",
-    request={},
+    request=VideoRequest(model="seedance-1", prompt="p"),
     status="submitting",
     created_at=int(NOW),
     updated_at=int(NOW),
@@ -42,7 +43,7 @@ LEADER = Job(
     team_id="team_1",
     key_id="key_1",
     model="seedance-1",
-    request={},
+    request=VideoRequest(model="seedance-1", prompt="p"),
     status="in_progress",
     created_at=int(NOW - 60),
     updated_at=int(NOW - 5),

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.domain.budgets import ScopeRef, scopes_for
 from gateway.domain.ledger import counter_keys, part_charge, reservation, settlement
+from gateway.domain.video_request import VideoRequest
 from gateway.store.base import Job
 
 RESERVED_AT = 1_767_225_599.0  # 2025-12-31 23:59:59 UTC: the day and month turn right after
@@ -18,7 +19,7 @@ JOB = Job(
     team_id="team_1",
     key_id="key_1",
     model="seedance-1",
-    request={},
+    request=VideoRequest(model="seedance-1", prompt="p"),
     status="completed",
     created_at=int(RESERVED_AT),
     updated_at=int(NOW),

@@ -17,6 +17,7 @@ from gateway.domain.outcomes import (
     unknown_resolution,
     unknown_resolution_end,
 )
+from gateway.domain.video_request import VideoRequest
 from gateway.domain.webhooks import VIDEO_COMPLETED, VIDEO_FAILED
 from gateway.store.base import Job
 
@@ -26,7 +27,7 @@ LEADER = Job(
     team_id="team_1",
     key_id="key_1",
     model="seedance-1",
-    request={},
+    request=VideoRequest(model="seedance-1", prompt="p"),
     status="completed",
     created_at=int(NOW - 100),
     updated_at=int(NOW),
