@@ -229,6 +229,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/store/test_money_contract.py", "tests/store/test_postgres.py"),
         "two replicas admit against the same budget at once and overspend it",
     ),
+    Mutation(
+        "revoked-key-admitted-sqlite",
+        "gateway/store/sqlite_admission.py",
+        """    _check_key_active(connection, job.key_id)\n""",
+        "",
+        ("tests/e2e/test_revocation.py",),
+        "a replica whose key cache is stale admits paid jobs for a revoked key",
+    ),
+    Mutation(
+        "revoked-key-admitted-postgresql",
+        "gateway/store/postgres_admission.py",
+        """            if revoked is None or revoked[0] is not None:""",
+        """            if revoked is None:""",
+        ("tests/e2e/test_revocation.py",),
+        "a replica whose key cache is stale admits paid jobs for a revoked key",
+    ),
     # -- completion --------------------------------------------------------------------------
     Mutation(
         "followers-not-completed",
