@@ -1,6 +1,7 @@
 """A fake upstream on 127.0.0.1 that takes every submit and then loses the answer: it reads the
 whole request, records the job as created (it would be billed), and then either stalls past the
-gateway's timeout or drops the connection. Raw sockets, so the loss is real on the wire.
+gateway's timeout or drops the connection (or, in ``answer`` mode, accepts it as ``cgt-held``;
+polls always find it queued). Raw sockets, so the loss is real on the wire.
 ``LosingProxy`` does the same to chosen submits in front of a real sandbox (a chain's segment)."""
 
 from __future__ import annotations
@@ -62,18 +63,25 @@ class LostAnswerUpstream:
                 if not chunk:
                     return
                 body += chunk
+            if not head.startswith(b"POST "):
+                _answer_queued(connection)  # a poll of the job: it is still queued
+                return
             self.created.append(body)  # the upstream has the job now
             if self.mode == "stall":
                 self._release.wait(60)  # answers nothing until the test ends
             elif self.mode == "answer":
                 if self._before_answer is not None:
                     self._before_answer()
-                payload = b'{"id": "cgt-held", "status": "queued"}'
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(payload), payload)
-                )
+                _answer_queued(connection)
             # "drop": close without a byte of answer
+
+
+def _answer_queued(connection: socket.socket) -> None:
+    payload = b'{"id": "cgt-held", "status": "queued"}'
+    connection.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(payload), payload)
+    )
 
 
 class DroppingProxy:

@@ -4,10 +4,13 @@ unknown, its price stays reserved, the client is told once not to retry blindly,
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import asyncpg
 import openai
 import pytest
 
@@ -141,25 +144,87 @@ def test_the_sdk_does_not_retry_an_unknown_outcome(gateway_factory: Any) -> None
         assert ADMIN_TOKEN not in info.value.message
 
 
+class SqliteWriteLock:
+    """Another writer holding the SQLite file's write lock (``BEGIN IMMEDIATE``): the gateway's
+    writes wait ``database.busy_timeout_seconds`` (default 5 s), then fail "database is locked"."""
+
+    def __init__(self, path: Any) -> None:
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def hold(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self._connection.execute("ROLLBACK")
+        self._connection.close()
+
+
+class PostgresRowLocks:
+    """Another connection holding every ``jobs`` row ``FOR UPDATE`` in an open transaction (the
+    row of the job just admitted included): the gateway's update of that row waits for the lock
+    up to the ``lock_timeout`` its database URL sets, then fails ``LockNotAvailableError``.
+    asyncpg on a private loop, driven from one thread at a time (the upstream's, then the test's)."""
+
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._connection: asyncpg.Connection[Any] = self._loop.run_until_complete(
+            asyncpg.connect(url)
+        )
+        self._transaction = self._connection.transaction()
+        self.locked: list[str] = []
+
+    def hold(self) -> None:
+        async def hold() -> None:
+            await self._transaction.start()
+            rows = await self._connection.fetch("SELECT id FROM jobs FOR UPDATE")
+            self.locked = [row["id"] for row in rows]
+
+        self._loop.run_until_complete(hold())
+
+    def waiters(self) -> int:
+        """How many other backends are waiting for a lock this connection holds (live)."""
+        count: int = self._loop.run_until_complete(
+            self._connection.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                " AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            )
+        )
+        return count
+
+    def release(self) -> None:
+        self._loop.run_until_complete(self._transaction.rollback())
+        self._loop.run_until_complete(self._connection.close())
+        self._loop.close()
+
+
 def test_a_database_lock_held_while_recording_keeps_the_money(
-    gateway_factory: Any, tmp_path: Any
+    gateway_factory: Any, database: dict[str, Any], tmp_path: Any
 ) -> None:
-    """The upstream accepts; another writer holds the SQLite lock through every retry of the
-    record. The job is never failed or refunded: one 502 with x-should-retry: false, the
-    reservation counted, and after the lock goes the sweep and an operator settle it."""
-    holder = sqlite3.connect(tmp_path / "gateway.db", isolation_level=None, check_same_thread=False)
-    with LostAnswerUpstream("answer", lambda: holder.execute("BEGIN IMMEDIATE")) as upstream:
-        gateway = start(gateway_factory, upstream.url, {})
+    """The upstream accepts; another connection holds a lock the record needs through every
+    retry of it (SQLite: the file's write lock; PostgreSQL: the job's row, with a 1 s
+    ``lock_timeout`` in the gateway's database URL, as ``busy_timeout`` bounds SQLite's wait).
+    The job is never failed or refunded: one 502 with x-should-retry: false, the reservation
+    counted, and after the lock goes the sweep and an operator settle it."""
+    holder: SqliteWriteLock | PostgresRowLocks
+    if database:
+        url = database["database"]["url"]
+        holder = PostgresRowLocks(url)
+        database = {"database": {"url": f"{url}&lock_timeout=1000"}}
+    else:
+        holder = SqliteWriteLock(tmp_path / "gateway.db")
+    with LostAnswerUpstream("answer", holder.hold) as upstream:
+        gateway = start(gateway_factory, upstream.url, database)
         key = gateway.new_key("team-locked")
         answer = gateway.http.post(
             "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=120
         )
-        holder.execute("ROLLBACK")
-        holder.close()
+        holder.release()
         assert answer.status_code == 502
         assert answer.headers["x-should-retry"] == "false"
         assert answer.json()["error"]["code"] == "submit_outcome_unknown"
         video_id = answer.json()["error"]["message"].split("video ")[1].split(" ")[0]
+        if isinstance(holder, PostgresRowLocks):
+            assert holder.locked == [video_id]  # the lock the record met was the job's row
         assert len(upstream.created) == 1
         assert team_lines(gateway, "team-locked") == (0, PRICE)
         wait_for(lambda: gateway.job(video_id).status == "submit_unknown", timeout=30)
@@ -172,3 +237,41 @@ def test_a_database_lock_held_while_recording_keeps_the_money(
         assert resolved.status_code == 200, resolved.text
         assert team_lines(gateway, "team-locked") == (PRICE, 0)
         assert gateway.admin("GET", "/admin/audit").json()["problems"] == []
+
+
+def test_without_a_lock_timeout_postgresql_waits_for_the_lock_and_records(
+    gateway_factory: Any,
+    postgres_database: ThrowawayDatabase,  # noqa: F811
+) -> None:
+    """PostgreSQL's default ``lock_timeout`` is 0 (wait for ever): with none in the database
+    URL the record waits for the row lock instead of failing, and the create answers once the
+    lock goes. The upstream id is recorded and the reservation kept: nothing refunded, nothing
+    unknown. (The create's HTTP request waits as long as the lock is held.)"""
+    url = run_aside(postgres_database.new_schema())
+    holder = PostgresRowLocks(url)
+    with (
+        LostAnswerUpstream("answer", holder.hold) as upstream,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        gateway = start(gateway_factory, upstream.url, {"database": {"url": url}})
+        key = gateway.new_key("team-waiting")
+        pending = pool.submit(
+            gateway.http.post,
+            "/v1/videos",
+            json=BODY,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+        wait_for(lambda: holder.waiters() > 0, timeout=60)  # the record waits on the row
+        assert not pending.done()
+        [video_id] = holder.locked
+        holder.release()
+        answer = pending.result(timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["id"] == video_id
+        job = gateway.job(video_id)
+        assert (job.upstream_id, job.money_state) == ("cgt-held", "reserved")
+        assert job.status in ("queued", "in_progress")
+        assert len(upstream.created) == 1
+        assert team_lines(gateway, "team-waiting") == (0, PRICE)
+        assert gateway.admin("GET", "/admin/jobs/unknown").json()["data"] == []
