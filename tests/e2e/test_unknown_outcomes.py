@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from gateway.domain.budgets import ScopeRef
+from gateway.services.creation import RECORD_RETRY_DELAYS
 from gateway.store.base import BudgetLimit
 from tests.conftest import ADMIN_TOKEN, FAST_MODEL, GatewayHandle, wait_for
 from tests.e2e.lost_answers import LostAnswerUpstream, Mode
@@ -22,6 +23,9 @@ from tests.store.conftest import ThrowawayDatabase, postgres_database, run_aside
 
 BODY = {"model": FAST_MODEL, "prompt": "A lighthouse at dusk", "seconds": "5"}
 PRICE = 565_000  # the default 720p price of 5 s
+# For an upstream that answers after a test's hook ran: a 5 s answer is still an answer (the
+# submit grace must exceed the longest submit).
+SLOW_ANSWER: dict[str, Any] = {"timeout": 5.0, "submit_grace_seconds": 8.0}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,11 +36,19 @@ def database(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any]:
     return {"database": {"url": run_aside(throwaway.new_schema())}}
 
 
-def start(gateway_factory: Any, upstream_url: str, database: dict[str, Any], **jobs: Any):
+def start(
+    gateway_factory: Any,
+    upstream_url: str,
+    database: dict[str, Any],
+    timeout: float = 0.5,
+    **jobs: Any,
+) -> GatewayHandle:
+    """A gateway whose upstream answers are lost after ``timeout`` (short: the answer is lost
+    on purpose); ``timeout`` is long where the upstream answers, however slowly."""
     sections: dict[str, dict[str, Any]] = {
         "upstream": {
             "base_url": upstream_url,
-            "timeout": 0.5,
+            "timeout": timeout,
             "connect_timeout": 0.5,
             "retries": 1,
         },
@@ -198,7 +210,7 @@ class PostgresRowLocks:
 
 
 def test_a_database_lock_held_while_recording_keeps_the_money(
-    gateway_factory: Any, database: dict[str, Any], tmp_path: Any
+    gateway_factory: Any, database: dict[str, Any], tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The upstream accepts; another connection holds a lock the record needs through every
     retry of it (SQLite: the file's write lock; PostgreSQL: the job's row, with a 1 s
@@ -213,7 +225,8 @@ def test_a_database_lock_held_while_recording_keeps_the_money(
     else:
         holder = SqliteWriteLock(tmp_path / "gateway.db")
     with LostAnswerUpstream("answer", holder.hold) as upstream:
-        gateway = start(gateway_factory, upstream.url, database)
+        # The hold runs before the upstream answers: it must not look like a lost answer.
+        gateway = start(gateway_factory, upstream.url, database, **SLOW_ANSWER)
         key = gateway.new_key("team-locked")
         answer = gateway.http.post(
             "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=120
@@ -225,6 +238,12 @@ def test_a_database_lock_held_while_recording_keeps_the_money(
         video_id = answer.json()["error"]["message"].split("video ")[1].split(" ")[0]
         if isinstance(holder, PostgresRowLocks):
             assert holder.locked == [video_id]  # the lock the record met was the job's row
+        # The upstream answered; every try to record its id failed (not a lost answer).
+        said = [r.getMessage() for r in caplog.records if getattr(r, "job_id", None) == video_id]
+        assert said.count("could not record accepted upstream job yet; retrying") == len(
+            RECORD_RETRY_DELAYS
+        )
+        assert "could not record accepted upstream job; its outcome is now unknown" in said
         assert len(upstream.created) == 1
         assert team_lines(gateway, "team-locked") == (0, PRICE)
         wait_for(lambda: gateway.job(video_id).status == "submit_unknown", timeout=30)
@@ -253,7 +272,7 @@ def test_without_a_lock_timeout_postgresql_waits_for_the_lock_and_records(
         LostAnswerUpstream("answer", holder.hold) as upstream,
         ThreadPoolExecutor(1) as pool,
     ):
-        gateway = start(gateway_factory, upstream.url, {"database": {"url": url}})
+        gateway = start(gateway_factory, upstream.url, {"database": {"url": url}}, **SLOW_ANSWER)
         key = gateway.new_key("team-waiting")
         pending = pool.submit(
             gateway.http.post,
