@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import openai
@@ -26,6 +28,7 @@ PRICE = 565_000  # the default 720p price of 5 s
 # For an upstream that answers after a test's hook ran: a 5 s answer is still an answer (the
 # submit grace must exceed the longest submit).
 SLOW_ANSWER: dict[str, Any] = {"timeout": 5.0, "submit_grace_seconds": 8.0}
+Result = TypeVar("Result")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -175,27 +178,30 @@ class PostgresRowLocks:
     """Another connection holding every ``jobs`` row ``FOR UPDATE`` in an open transaction (the
     row of the job just admitted included): the gateway's update of that row waits for the lock
     up to the ``lock_timeout`` its database URL sets, then fails ``LockNotAvailableError``.
-    asyncpg on a private loop, driven from one thread at a time (the upstream's, then the test's)."""
+    asyncpg on a private loop, used by one thread at a time (the upstream's, the test's)."""
 
     def __init__(self, url: str) -> None:
         self._loop = asyncio.new_event_loop()
-        self._connection: asyncpg.Connection[Any] = self._loop.run_until_complete(
-            asyncpg.connect(url)
-        )
+        self._turn = threading.Lock()
+        self._connection: asyncpg.Connection[Any] = self._run(asyncpg.connect(url))
         self._transaction = self._connection.transaction()
         self.locked: list[str] = []
 
+    def _run(self, coroutine: Coroutine[Any, Any, Result]) -> Result:
+        with self._turn:
+            return self._loop.run_until_complete(coroutine)
+
     def hold(self) -> None:
-        async def hold() -> None:
+        async def hold() -> list[str]:
             await self._transaction.start()
             rows = await self._connection.fetch("SELECT id FROM jobs FOR UPDATE")
-            self.locked = [row["id"] for row in rows]
+            return [row["id"] for row in rows]
 
-        self._loop.run_until_complete(hold())
+        self.locked = self._run(hold())
 
     def waiters(self) -> int:
         """How many other backends are waiting for a lock this connection holds (live)."""
-        count: int = self._loop.run_until_complete(
+        count: int = self._run(
             self._connection.fetchval(
                 "SELECT count(*) FROM pg_locks WHERE NOT granted"
                 " AND pg_backend_pid() = ANY(pg_blocking_pids(pid))"
@@ -204,8 +210,8 @@ class PostgresRowLocks:
         return count
 
     def release(self) -> None:
-        self._loop.run_until_complete(self._transaction.rollback())
-        self._loop.run_until_complete(self._connection.close())
+        self._run(self._transaction.rollback())
+        self._run(self._connection.close())
         self._loop.close()
 
 
@@ -281,7 +287,8 @@ def test_without_a_lock_timeout_postgresql_waits_for_the_lock_and_records(
             headers={"Authorization": f"Bearer {key}"},
             timeout=120,
         )
-        wait_for(lambda: holder.waiters() > 0, timeout=60)  # the record waits on the row
+        # The upstream took the job, the test's connection holds its row, the record waits on it.
+        wait_for(lambda: holder.locked and holder.waiters() > 0, timeout=60)
         assert not pending.done()
         [video_id] = holder.locked
         holder.release()
