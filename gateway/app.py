@@ -30,6 +30,7 @@ from gateway.services.jobs import JobRunner
 from gateway.services.keys import KeyService
 from gateway.services.videos import VideoService
 from gateway.services.webhook_delivery import WebhookDeliverer
+from gateway.services.webhooks import WebhookService
 from gateway.settings import Settings, SettingsError, UpstreamSettings
 from gateway.store.base import Store
 from gateway.store.opening import open_store
@@ -236,42 +237,21 @@ def create_app(
                 extra={"upstream": settings.upstream_name, "upstream_url": _shown_url(settings)},
             )
             app.state.sandbox_url = resources.sandbox_url
-            store = resources.store
             webhooks, deliverer = open_webhooks(
-                settings, store, stack, metrics=metrics, clock=clock
+                settings, resources.store, stack, metrics=metrics, clock=clock
             )
-            app.state.context = AppContext(
-                settings=settings,
+            app.state.context = build_context(
+                settings,
+                resources,
+                webhooks,
                 catalog=catalog,
-                store=store,
-                blobs=resources.blobs,
-                keys=KeyService(store, clock=clock),
-                creator=CreateService(
-                    store,
-                    resources.upstream,
-                    prices,
-                    settings.jobs,
-                    settings.cache,
-                    retention_days=settings.storage.retention_days,
-                    clock=clock,
-                    events=events,
-                    idempotency_seconds=settings.requests.idempotency_hours * 3600,
-                    catalog=catalog,
-                    traffic=traffic_defaults(settings),
-                    blobs=resources.blobs,
-                ),
-                videos=VideoService(
-                    store, resources.upstream, resources.blobs, settings.jobs, clock=clock
-                ),
+                prices=prices,
                 metrics=metrics,
+                events=events,
                 clock=clock,
-                webhooks=webhooks,
             )
             if settings.jobs.runner:
-                runner = build_runner(settings, resources, clock, events)
-                await stack.enter_async_context(running(runner))
-                if deliverer is not None:
-                    await stack.enter_async_context(running(deliverer, "webhook-deliverer"))
+                await start_background_work(stack, settings, resources, deliverer, clock, events)
             yield
 
     return Starlette(
@@ -282,6 +262,60 @@ def create_app(
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
+    )
+
+
+async def start_background_work(
+    stack: AsyncExitStack,
+    settings: Settings,
+    resources: Resources,
+    deliverer: WebhookDeliverer | None,
+    clock: Callable[[], float],
+    events: JobEvents,
+) -> None:
+    """The job runner and the webhook deliverer, drained when ``stack`` closes."""
+    await stack.enter_async_context(running(build_runner(settings, resources, clock, events)))
+    if deliverer is not None:
+        await stack.enter_async_context(running(deliverer, "webhook-deliverer"))
+
+
+def build_context(
+    settings: Settings,
+    resources: Resources,
+    webhooks: WebhookService,
+    *,
+    catalog: Catalog,
+    prices: PriceTable,
+    metrics: Metrics,
+    events: JobEvents,
+    clock: Callable[[], float],
+) -> AppContext:
+    """The services the routes use, over the resources the lifespan opened."""
+    store = resources.store
+    return AppContext(
+        settings=settings,
+        catalog=catalog,
+        store=store,
+        blobs=resources.blobs,
+        keys=KeyService(store, clock=clock),
+        creator=CreateService(
+            store,
+            resources.upstream,
+            prices,
+            settings.jobs,
+            settings.cache,
+            retention_days=settings.storage.retention_days,
+            clock=clock,
+            events=events,
+            idempotency_seconds=settings.requests.idempotency_hours * 3600,
+            catalog=catalog,
+            traffic=traffic_defaults(settings),
+            blobs=resources.blobs,
+        ),
+        videos=VideoService(store, resources.upstream, resources.blobs, settings.jobs, clock=clock),
+        metrics=metrics,
+        clock=clock,
+        webhooks=webhooks,
     )
 
 

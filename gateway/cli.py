@@ -61,7 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description=DESCRIPTION)
     parser.add_argument("--config", type=Path, default=None, metavar="FILE", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_process_commands(sub)
+    _add_team_commands(sub)
+    _add_key_commands(sub)
+    cli_money.register(sub, _run)
+    cli_jobs.register(sub, _run)
+    cli_limits.register(sub, _run)
+    cli_webhooks.register(sub, _run)
+    _accept_config_anywhere(parser)
+    return parser
 
+
+def _add_process_commands(sub: Any) -> None:
+    """``serve``, ``sandbox``, ``worker``, ``migrate`` and ``check-config``."""
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", help="address to listen on (default: server.host, 127.0.0.1)")
     serve.add_argument(
@@ -94,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
         handler=_check_config
     )
 
+
+def _add_team_commands(sub: Any) -> None:
+    """``teams create`` and ``teams list``."""
     teams = sub.add_parser("teams", help="manage teams").add_subparsers(
         dest="action", required=True
     )
@@ -104,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     list_teams.add_argument("--json", action="store_true", help="print the API's JSON instead")
     list_teams.set_defaults(handler=_run(_teams_list))
 
+
+def _add_key_commands(sub: Any) -> None:
+    """``keys create``, ``keys list`` and ``keys revoke``."""
     keys = sub.add_parser("keys", help="manage gateway keys").add_subparsers(
         dest="action", required=True
     )
@@ -118,13 +136,6 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_run(_keys_revoke))
-
-    cli_money.register(sub, _run)
-    cli_jobs.register(sub, _run)
-    cli_limits.register(sub, _run)
-    cli_webhooks.register(sub, _run)
-    _accept_config_anywhere(parser)
-    return parser
 
 
 def _accept_config_anywhere(parser: argparse.ArgumentParser) -> None:

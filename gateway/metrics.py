@@ -84,7 +84,19 @@ class Metrics:
             {"version": __version__, "commit": _git_commit(), "python": platform.python_version()}
         )
 
-        # HTTP
+        self._define_http(registry)
+        self._define_upstream(registry)
+        self._define_jobs(registry)
+        self._define_money(registry)
+        self._define_cache(registry)
+        self._define_storage(registry)
+        self._define_edges(registry)
+        for state in JOB_STATES:
+            self.jobs_current.labels(state)
+        self.webhooks = WebhookMetrics(registry)
+
+    def _define_http(self, registry: CollectorRegistry) -> None:
+        """Requests answered, and how long they took."""
         self.http_requests = Counter(
             "gateway_http_requests_total",
             "HTTP requests answered, by route template, method and status.",
@@ -98,7 +110,9 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
-        # Upstream
+
+    def _define_upstream(self, registry: CollectorRegistry) -> None:
+        """Calls to the upstream: outcomes, latency, retries, in flight."""
         self.upstream_requests = Counter(
             "gateway_upstream_requests_total",
             "Calls to the upstream, by operation and outcome.",
@@ -124,7 +138,9 @@ class Metrics:
             ["operation"],
             registry=registry,
         )
-        # Jobs
+
+    def _define_jobs(self, registry: CollectorRegistry) -> None:
+        """Jobs created, finished and failed; generation time and persistence lag."""
         self.jobs_created = Counter(
             "gateway_jobs_created_total",
             "Jobs submitted upstream, by model and resolution.",
@@ -163,8 +179,10 @@ class Metrics:
             ["state"],
             registry=registry,
         )
-        # Money
-        money_labels = ["model", "team"] if team_labels else ["model"]
+
+    def _define_money(self, registry: CollectorRegistry) -> None:
+        """Spend, refunds, reservations, limits and budgets."""
+        money_labels = ["model", "team"] if self.team_labels else ["model"]
         self.spend = Counter(
             "gateway_spend_usd_total",
             "Money charged for finished jobs, in USD.",
@@ -195,7 +213,7 @@ class Metrics:
             ["scope", "window"],
             registry=registry,
         )
-        budget_labels = ["scope", "team", "window"] if team_labels else ["scope", "window"]
+        budget_labels = ["scope", "team", "window"] if self.team_labels else ["scope", "window"]
         self.budget_limit = Gauge(
             "gateway_budget_limit_usd",
             "Configured budget limits, in USD (team scope only with team labels on).",
@@ -208,7 +226,9 @@ class Metrics:
             budget_labels,
             registry=registry,
         )
-        # Cache
+
+    def _define_cache(self, registry: CollectorRegistry) -> None:
+        """What the cache did and what it saved."""
         self.cache_lookups = Counter(
             "gateway_cache_lookups_total",
             "Creates by what the cache did: hit, coalesced, miss or bypass.",
@@ -225,7 +245,9 @@ class Metrics:
             "Seconds of video not generated again thanks to the cache.",
             registry=registry,
         )
-        # Storage
+
+    def _define_storage(self, registry: CollectorRegistry) -> None:
+        """Stored videos and frames, and what failed on the way in."""
         self.stored_bytes = Gauge(
             "gateway_storage_bytes", "Bytes of videos and frames stored.", registry=registry
         )
@@ -249,7 +271,9 @@ class Metrics:
             "Videos removed because their retention ended.",
             registry=registry,
         )
-        # Money at the edges: lost answers, operators' resolutions, client retries
+
+    def _define_edges(self, registry: CollectorRegistry) -> None:
+        """Money at the edges: lost answers, operators' resolutions, client retries."""
         self.outcomes_unknown = Counter(
             "gateway_submit_outcome_unknown_total",
             "Submits whose outcome is unknown (answer lost, crash, id not recorded), by reason;"
@@ -275,9 +299,6 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
-        for state in JOB_STATES:
-            self.jobs_current.labels(state)
-        self.webhooks = WebhookMetrics(registry)
 
     def apply(self, shared: MetricsSnapshot) -> None:
         """Set the database-derived gauges from a fresh snapshot."""

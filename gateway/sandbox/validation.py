@@ -65,15 +65,7 @@ def validate_create(body: Any) -> CreateParams:
     """Check ``body`` like the real upstream; raise ``RequestRejected`` on the first violation."""
     if not isinstance(body, dict):
         raise RequestRejected("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise RequestRejected("the parameter `model` is required")
-    spec = MODELS.get(model)
-    if spec is None:
-        raise RequestRejected(
-            f"the model `{model}` does not exist or you do not have access to it; "
-            f"valid models: {', '.join(MODELS)}"
-        )
+    model, spec = _checked_model(body.get("model"))
     _check_prompt(body.get("prompt"))
     ratio = body.get("ratio", DEFAULT_RATIO)
     if ratio not in RATIOS:
@@ -87,18 +79,8 @@ def validate_create(body: Any) -> CreateParams:
             f"the parameter `resolution` specified in the request is not valid for model "
             f"{model}: {resolution!r}; allowed: {', '.join(spec.resolutions)}"
         )
-    duration = body.get("duration", DEFAULT_DURATION)
-    if not _is_int(duration) or not spec.min_duration <= duration <= spec.max_duration:
-        raise RequestRejected(
-            f"the parameter `duration` specified in the request is not valid: {duration!r}; "
-            f"it must be an integer from {spec.min_duration} to {spec.max_duration}"
-        )
-    seed = body.get("seed")
-    if seed is not None and (not _is_int(seed) or not SEED_MIN <= seed <= SEED_MAX):
-        raise RequestRejected(
-            f"the parameter `seed` specified in the request is not valid: {seed!r}; "
-            f"it must be an integer from {SEED_MIN} to {SEED_MAX}"
-        )
+    duration = _checked_duration(body.get("duration", DEFAULT_DURATION), spec)
+    seed = _checked_seed(body.get("seed"))
     for name in BOOL_FIELDS:
         if name in body and not isinstance(body[name], bool):
             raise RequestRejected(f"the parameter `{name}` must be a boolean")
@@ -114,6 +96,37 @@ def validate_create(body: Any) -> CreateParams:
         prompt=body["prompt"],
         first_frame_url=_first_frame_url(body.get("content", [])),
     )
+
+
+def _checked_model(model: Any) -> tuple[str, ModelSpec]:
+    """The model's name and spec: it must be one the real upstream offers."""
+    if not isinstance(model, str) or not model:
+        raise RequestRejected("the parameter `model` is required")
+    spec = MODELS.get(model)
+    if spec is None:
+        raise RequestRejected(
+            f"the model `{model}` does not exist or you do not have access to it; "
+            f"valid models: {', '.join(MODELS)}"
+        )
+    return model, spec
+
+
+def _checked_duration(duration: Any, spec: ModelSpec) -> int:
+    if not _is_int(duration) or not spec.min_duration <= duration <= spec.max_duration:
+        raise RequestRejected(
+            f"the parameter `duration` specified in the request is not valid: {duration!r}; "
+            f"it must be an integer from {spec.min_duration} to {spec.max_duration}"
+        )
+    return int(duration)
+
+
+def _checked_seed(seed: Any) -> int | None:
+    if seed is not None and (not _is_int(seed) or not SEED_MIN <= seed <= SEED_MAX):
+        raise RequestRejected(
+            f"the parameter `seed` specified in the request is not valid: {seed!r}; "
+            f"it must be an integer from {SEED_MIN} to {SEED_MAX}"
+        )
+    return None if seed is None else int(seed)
 
 
 def _first_frame_url(content: list[Any]) -> str | None:

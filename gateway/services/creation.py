@@ -156,26 +156,54 @@ class CreateService:
         With ``idempotency_key``, a request whose key is already bound answers the bound video
         and creates nothing (``Admission.replayed``)."""
         plan = self._plan(principal, request, directive, idempotency_key)
-        if plan.idempotency is not None:
-            bound = await self._store.idempotency_record(
-                principal.key_id, plan.idempotency.key, plan.now
-            )
-            if bound is not None:
-                return await replay(
-                    self._store,
-                    self._events,
-                    principal,
-                    bound,
-                    plan.idempotency,
-                    wait_seconds=self._idempotency_wait,
-                )
+        bound = await self._bound_video(principal, plan)
+        if bound is not None:
+            return bound
         # A chained video's segments are submitted later from the stored request: it keeps its
         # media inline (docs/security.md).
         chained = is_chained(request, self._max_each(request))
         stored, media = (request, []) if chained else await self._offload_media(request)
         plan = replace(plan, job=replace(plan.job, request=stored))
         try:
-            admission = await self._store.admit_job(plan)
+            admission = await self._admit(plan)
+        except IdempotencyKeyTaken as exc:
+            assert plan.idempotency is not None
+            return await replay(self._store, self._events, principal, exc.record, plan.idempotency)
+        if media:
+            await self._store.attach_media(admission.job.id, media, int(self._clock()))
+        self._events.admitted(admission.job, admission.outcome)
+        if not admission.submit_upstream:
+            return admission
+        job = admission.job
+        if job.chain_json is not None:
+            return replace(admission, job=await self._hand_chain_to_runner(job))
+        accepted = await self._submit(job, request, request_id)
+        submitted = await self._record_accepted(job, accepted)
+        self._events.submitted(submitted)
+        return replace(admission, job=submitted)
+
+    async def _bound_video(self, principal: Principal, plan: AdmissionPlan) -> Admission | None:
+        """The video an ``Idempotency-Key`` is already bound to, replayed (None when unbound)."""
+        if plan.idempotency is None:
+            return None
+        bound = await self._store.idempotency_record(
+            principal.key_id, plan.idempotency.key, plan.now
+        )
+        if bound is None:
+            return None
+        return await replay(
+            self._store,
+            self._events,
+            principal,
+            bound,
+            plan.idempotency,
+            wait_seconds=self._idempotency_wait,
+        )
+
+    async def _admit(self, plan: AdmissionPlan) -> Admission:
+        """One atomic store step: hit, join or reserve; a refusal becomes the client's error."""
+        try:
+            return await self._store.admit_job(plan)
         except BudgetExceeded as exc:
             self._events.budget_rejected(exc.scope, exc.window)
             if exc.window in ("day", "month"):
@@ -185,23 +213,16 @@ class CreateService:
             raise
         except KeyRevoked as exc:
             raise AuthenticationFailed("This API key has been revoked.") from exc
-        except IdempotencyKeyTaken as exc:
-            assert plan.idempotency is not None
-            return await replay(self._store, self._events, principal, exc.record, plan.idempotency)
         except TrafficLimitExceeded as exc:
             self._events.limit_rejected(exc.limit, exc.scope)
             raise
-        if media:
-            await self._store.attach_media(admission.job.id, media, int(self._clock()))
-        self._events.admitted(admission.job, admission.outcome)
-        if not admission.submit_upstream:
-            return admission
-        job = admission.job
-        if job.chain_json is not None:
-            return replace(admission, job=await self._hand_chain_to_runner(job))
+
+    async def _submit(self, job: Job, request: VideoRequest, request_id: str | None) -> UpstreamJob:
+        """Send the job upstream. A refusal refunds it; an answer that may hide a created job
+        keeps its reservation and tells the client the outcome is unknown."""
         try:
             # What the client sent (inline media included), not the row's references.
-            accepted = await self._upstream.submit(request.to_json(), request_id=request_id)
+            return await self._upstream.submit(request.to_json(), request_id=request_id)
         except GatewayError as exc:
             if may_have_created(exc):
                 await self._mark_unknown(job, exc.code)
@@ -215,9 +236,6 @@ class CreateService:
             raise OutcomeUnknown.for_video(
                 job.id, detail="the upstream call failed unexpectedly"
             ) from exc
-        submitted = await self._record_accepted(job, accepted)
-        self._events.submitted(submitted)
-        return replace(admission, job=submitted)
 
     async def _offload_media(self, request: VideoRequest) -> tuple[VideoRequest, list[Asset]]:
         """Move inline media into the blob store; the request as the row keeps it."""
@@ -262,15 +280,7 @@ class CreateService:
             next_check_at=now + self._jobs.submit_grace_seconds,
         )
         cache = self._cache
-        key = None
-        if (
-            cache.enabled
-            and directive != "no-store"
-            and is_cacheable(request, include_unseeded=cache.include_unseeded)
-        ):
-            scope: CacheScope = cache.scope  # type: ignore[assignment]  # validated at start-up
-            scope_id = {"team": principal.team_id, "key": principal.key_id, "org": "org"}[scope]
-            key = cache_key(request, scope=scope, scope_id=scope_id)
+        key = self._cache_key(principal, request, directive)
         return AdmissionPlan(
             job=job,
             scopes=scopes_for(principal.key_id, principal.team_id),
@@ -282,18 +292,44 @@ class CreateService:
             cache_ttl_seconds=cache.ttl_days * 86400 if cache.ttl_days else None,
             retention_seconds=self._retention_seconds,
             idempotency=(
-                IdempotencyRecord(
-                    key_id=principal.key_id,
-                    key=idempotency_key,
-                    fingerprint=fingerprint(request),
-                    job_id=job.id,
-                    created_at=now,
-                    expires_at=now + self._idempotency_seconds,
-                )
+                self._idempotency_record(principal, request, idempotency_key, job.id, now)
                 if idempotency_key is not None
                 else None
             ),
             traffic=self._traffic,
+        )
+
+    def _cache_key(
+        self, principal: Principal, request: VideoRequest, directive: CacheDirective
+    ) -> str | None:
+        """The request's cache key in the configured scope; None when it may not be cached."""
+        cache = self._cache
+        if not (
+            cache.enabled
+            and directive != "no-store"
+            and is_cacheable(request, include_unseeded=cache.include_unseeded)
+        ):
+            return None
+        scope: CacheScope = cache.scope  # type: ignore[assignment]  # validated at start-up
+        scope_id = {"team": principal.team_id, "key": principal.key_id, "org": "org"}[scope]
+        return cache_key(request, scope=scope, scope_id=scope_id)
+
+    def _idempotency_record(
+        self,
+        principal: Principal,
+        request: VideoRequest,
+        idempotency_key: str,
+        job_id: str,
+        now: float,
+    ) -> IdempotencyRecord:
+        """The binding of the client's ``Idempotency-Key`` to this request and its new video."""
+        return IdempotencyRecord(
+            key_id=principal.key_id,
+            key=idempotency_key,
+            fingerprint=fingerprint(request),
+            job_id=job_id,
+            created_at=now,
+            expires_at=now + self._idempotency_seconds,
         )
 
     async def _hand_chain_to_runner(self, job: Job) -> Job:

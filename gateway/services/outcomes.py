@@ -43,16 +43,33 @@ class OutcomeService:
         upstream_id: str | None = None,
     ) -> Job:
         """Charge, refund, or (with ``upstream_id``) hand the job back to the runner to poll."""
-        reason = reason.strip()
-        if not reason or len(reason) > MAX_REASON_CHARS:
-            raise InvalidRequest(
-                f"A reason (1 to {MAX_REASON_CHARS} characters) is required.", param="reason"
-            )
+        reason = _checked_reason(reason)
         if (decision is None) == (upstream_id is None):
             raise InvalidRequest(
                 "Give exactly one of: charge, refund, or the upstream id found as evidence.",
                 param="decision",
             )
+        job = await self._awaiting_outcome(video_id)
+        if upstream_id is not None:
+            settled = await self._attach_evidence(job, upstream_id.strip())
+        else:
+            settled = await self._settle(
+                job, charge=decision == "charge", actor=actor, reason=reason
+            )
+        if settled is None:
+            raise Conflict(f"Video {video_id} was settled meanwhile; look at it again.")
+        resolution = (
+            "evidence"
+            if upstream_id is not None
+            else "charged"
+            if decision == "charge"
+            else "refunded"
+        )
+        self._events.unknown_resolved(settled, resolution, actor)
+        return settled
+
+    async def _awaiting_outcome(self, video_id: str) -> Job:
+        """The job, which must exist and be in ``submit_unknown``."""
         job = await self._store.get_job(video_id, include_deleted=True)
         if job is None:
             raise NotFound(f"No video with id {video_id!r}.", param="video_id")
@@ -61,36 +78,33 @@ class OutcomeService:
                 f"Video {video_id} is {job.status}, not awaiting an unknown outcome: only"
                 " videos in submit_unknown can be resolved."
             )
+        return job
+
+    async def _attach_evidence(self, job: Job, upstream_id: str) -> Job | None:
+        """Hand the job (or a chained video's waiting segment) back to the runner to poll."""
         now = self._clock()
         if job.chain_json is not None:
             # A chained video waits on one segment: see ``services/chain_outcomes.py``.
-            if upstream_id is not None:
-                settled = await attach_segment_evidence(
-                    self._store, video_id, upstream_id.strip(), now
-                )
-            else:
-                settled = await settle_unknown_segment(
-                    self._store,
-                    job,
-                    charge=decision == "charge",
-                    actor=actor,
-                    reason=reason,
-                    now=now,
-                )
-        elif upstream_id is not None:
-            settled = await self._store.attach_upstream_id(video_id, upstream_id.strip(), now)
-        else:
-            settled = await self._store.resolve_unknown(
-                video_id, charge=decision == "charge", actor=actor, reason=reason, now=now
+            return await attach_segment_evidence(self._store, job.id, upstream_id, now)
+        return await self._store.attach_upstream_id(job.id, upstream_id, now)
+
+    async def _settle(self, job: Job, *, charge: bool, actor: str, reason: str) -> Job | None:
+        """Charge or refund the job (or a chained video's waiting segment) by hand."""
+        now = self._clock()
+        if job.chain_json is not None:
+            return await settle_unknown_segment(
+                self._store, job, charge=charge, actor=actor, reason=reason, now=now
             )
-        resolution = (
-            "evidence"
-            if upstream_id is not None
-            else "charged"
-            if decision == "charge"
-            else "refunded"
+        return await self._store.resolve_unknown(
+            job.id, charge=charge, actor=actor, reason=reason, now=now
         )
-        if settled is None:
-            raise Conflict(f"Video {video_id} was settled meanwhile; look at it again.")
-        self._events.unknown_resolved(settled, resolution, actor)
-        return settled
+
+
+def _checked_reason(reason: str) -> str:
+    """The operator's reason, stripped; it is written to the ledger, so it must say something."""
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_CHARS:
+        raise InvalidRequest(
+            f"A reason (1 to {MAX_REASON_CHARS} characters) is required.", param="reason"
+        )
+    return reason

@@ -145,6 +145,18 @@ class WebhookDeliverer:
         if recorded is None:
             log.warning("webhook lease lost before recording", extra={"delivery_id": delivery.id})
             return
+        self._log_attempt(delivery, result, outcome, next_at, recorded.endpoint_disabled)
+        self._count_attempt(outcome, recorded.endpoint_disabled)
+
+    def _log_attempt(
+        self,
+        delivery: WebhookDelivery,
+        result: SendResult,
+        outcome: AttemptOutcome,
+        next_at: float | None,
+        endpoint_disabled: bool,
+    ) -> None:
+        """One log line per attempt, and an error when it disabled the endpoint."""
         fields = {
             "delivery_id": delivery.id,
             "event_id": delivery.event_id,
@@ -159,7 +171,7 @@ class WebhookDeliverer:
             log.info("webhook attempt failed; will retry", extra={**fields, "next_at": next_at})
         else:
             log.warning("webhook delivery given up", extra=fields)
-        if recorded.endpoint_disabled:
+        if endpoint_disabled:
             log.error(
                 "webhook endpoint disabled after consecutive failures",
                 extra={
@@ -167,13 +179,15 @@ class WebhookDeliverer:
                     "failures": self._settings.disable_after_failures,
                 },
             )
+
+    def _count_attempt(self, outcome: AttemptOutcome, endpoint_disabled: bool) -> None:
         metrics = self._metrics
         if metrics is None:
             return
         metrics.attempts.labels(outcome).inc()
         if outcome != "retry":
             metrics.deliveries.labels(outcome).inc()
-        if recorded.endpoint_disabled:
+        if endpoint_disabled:
             metrics.endpoints_disabled_total.inc()
 
 

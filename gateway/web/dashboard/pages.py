@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -94,37 +95,14 @@ async def videos(request: Request) -> Response:
     all_teams = await ctx.store.list_teams()
     lead_team = scope_team(request)
     teams = [t for t in all_teams if lead_team is None or t.id == lead_team]
-    team_ids = {t.name: t.id for t in teams}
-    team_id = lead_team
-    if params.get("team") and lead_team is None:
-        team_id = team_ids.get(params["team"])
-        if team_id is None:
-            errors.append(f"No team named {params['team']!r}.")
+    where = _gallery_filter(params, {t.name: t.id for t in teams}, lead_team, errors)
     keys = await ctx.store.list_keys(lead_team)
-    status = params.get("status") or ""
-    if status and status not in STATUS_FILTERS:
-        errors.append(f"status must be one of {', '.join(STATUS_FILTERS)}.")
-    statuses = STATUS_FILTERS.get(status, ())
-    where = JobFilter(
-        team_id=team_id,
-        key_id=params.get("key") or None,
-        model=params.get("model") or None,
-        statuses=statuses,
-        created_from=_day(params.get("from"), errors, "from"),
-        created_to=_day(params.get("to"), errors, "to", end=True),
-    )
     jobs: list[Job] = []
     more = False
     if not errors:
         jobs, more = await ctx.store.find_jobs(
             where, before=params.get("before") or None, limit=PAGE_SIZE
         )
-    names = {t.id: t.name for t in all_teams}
-    key_names = {k.id: k.name or k.prefix for k in keys}
-    next_query = None
-    if more and jobs:
-        kept = [(k, v) for k, v in params.multi_items() if k != "before" and v]
-        next_query = urlencode([*kept, ("before", jobs[-1].id)])
     return render(
         request,
         "videos.html",
@@ -133,15 +111,46 @@ async def videos(request: Request) -> Response:
             "public": PUBLIC_STATUS,
             "teams": teams,
             "keys": keys,
-            "team_names": names,
-            "key_names": key_names,
+            "team_names": {t.id: t.name for t in all_teams},
+            "key_names": {k.id: k.name or k.prefix for k in keys},
             "models": sorted(ctx.catalog.models),
             "statuses": list(STATUS_FILTERS),
             "params": dict(params),
             "errors": errors,
-            "next_query": next_query,
+            "next_query": _next_page_query(params, jobs) if more else None,
         },
     )
+
+
+def _gallery_filter(
+    params: QueryParams, team_ids: dict[str, str], lead_team: str | None, errors: list[str]
+) -> JobFilter:
+    """The gallery's filter from the query string; each invalid value adds to ``errors``. A
+    team lead's filter is always its own team."""
+    team_id = lead_team
+    if params.get("team") and lead_team is None:
+        team_id = team_ids.get(params["team"])
+        if team_id is None:
+            errors.append(f"No team named {params['team']!r}.")
+    status = params.get("status") or ""
+    if status and status not in STATUS_FILTERS:
+        errors.append(f"status must be one of {', '.join(STATUS_FILTERS)}.")
+    return JobFilter(
+        team_id=team_id,
+        key_id=params.get("key") or None,
+        model=params.get("model") or None,
+        statuses=STATUS_FILTERS.get(status, ()),
+        created_from=_day(params.get("from"), errors, "from"),
+        created_to=_day(params.get("to"), errors, "to", end=True),
+    )
+
+
+def _next_page_query(params: QueryParams, jobs: list[Job]) -> str | None:
+    """The query string of the next page: the same filters, older than the last job shown."""
+    if not jobs:
+        return None
+    kept = [(k, v) for k, v in params.multi_items() if k != "before" and v]
+    return urlencode([*kept, ("before", jobs[-1].id)])
 
 
 @signed_in
