@@ -211,6 +211,27 @@ def deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def check_scenario(title: str, values: dict[str, Any], kube_version: str) -> list[str]:
+    problems = lint(values, kube_version)
+    with helm.Chart.load(CHART) as chart:
+        try:
+            rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        except helm.HelmError as exc:
+            return [*problems, f"render failed: {exc}"]
+    objects = parse_rendered(rendered, problems)
+    seen: set[tuple[str, str]] = set()
+    for template, obj in objects:
+        kind, name = obj.get("kind", "?"), obj.get("metadata", {}).get("name", "?")
+        where = f"{template}: {kind}/{name}"
+        if (kind, name) in seen:
+            problems.append(f"{where}: rendered twice")
+        seen.add((kind, name))
+        problems += check_object(where, kind, obj, kube_version)
+    print(f"  {title}: {len(objects)} objects: " + ", ".join(sorted(k for k, _ in seen)))
+    return problems
+
+
+def lint(values: dict[str, Any], kube_version: str) -> list[str]:
+    """`helm lint --strict`'s warnings and errors."""
     problems: list[str] = []
     report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{kube_version}.0")
     for message in report["messages"]:
@@ -218,13 +239,13 @@ def check_scenario(title: str, values: dict[str, Any], kube_version: str) -> lis
             problems.append(f"helm lint {message['path']}: {message['error'].strip()}")
     if not problems:  # `errors` repeats the error messages; report it only if they were not
         problems += [f"helm lint: {error.strip()}" for error in report["errors"]]
+    return problems
 
-    with helm.Chart.load(CHART) as chart:
-        try:
-            rendered = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-        except helm.HelmError as exc:
-            return [*problems, f"render failed: {exc}"]
 
+def parse_rendered(
+    rendered: dict[str, str], problems: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every rendered object with its template; what does not parse is added to ``problems``."""
     objects: list[tuple[str, dict[str, Any]]] = []
     for template, text in sorted(rendered.items()):
         if template.endswith("NOTES.txt"):
@@ -237,34 +258,30 @@ def check_scenario(title: str, values: dict[str, Any], kube_version: str) -> lis
             problems.append(f"{template}: not YAML: {exc}")
             continue
         objects += [(template, doc) for doc in docs]
+    return objects
 
-    seen: set[tuple[str, str]] = set()
-    for template, obj in objects:
-        kind, name = obj.get("kind", "?"), obj.get("metadata", {}).get("name", "?")
-        where = f"{template}: {kind}/{name}"
-        if (kind, name) in seen:
-            problems.append(f"{where}: rendered twice")
-        seen.add((kind, name))
-        if kind in CRD_SCHEMAS:
-            try:
-                jsonschema.validate(obj, CRD_SCHEMAS[kind])
-            except jsonschema.ValidationError as exc:
-                path = ".".join(str(p) for p in exc.absolute_path)
-                problems.append(f"{where}: {path}: {exc.message}")
-            if kind == "PrometheusRule":
-                problems += check_rules_with_promtool(where, obj["spec"])
-            continue
+
+def check_object(where: str, kind: str, obj: dict[str, Any], kube_version: str) -> list[str]:
+    """One object against its schema: a CRD's (and promtool for rules), else Kubernetes'."""
+    problems: list[str] = []
+    if kind in CRD_SCHEMAS:
         try:
-            kubernetes_validate.validate(obj, kube_version, strict=True)
-        except kubernetes_validate.ValidationError as exc:
-            path = ".".join(str(p) for p in exc.path)
+            jsonschema.validate(obj, CRD_SCHEMAS[kind])
+        except jsonschema.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.absolute_path)
             problems.append(f"{where}: {path}: {exc.message}")
-        except kubernetes_validate.SchemaNotFoundError as exc:
-            problems.append(f"{where}: {exc.message} (no schema: unexpected kind)")
-        if kind == "ConfigMap" and "config.toml" in obj.get("data", {}):
-            problems += check_config_toml(where, obj["data"]["config.toml"])
-
-    print(f"  {title}: {len(objects)} objects: " + ", ".join(sorted(k for k, _ in seen)))
+        if kind == "PrometheusRule":
+            problems += check_rules_with_promtool(where, obj["spec"])
+        return problems
+    try:
+        kubernetes_validate.validate(obj, kube_version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.path)
+        problems.append(f"{where}: {path}: {exc.message}")
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        problems.append(f"{where}: {exc.message} (no schema: unexpected kind)")
+    if kind == "ConfigMap" and "config.toml" in obj.get("data", {}):
+        problems += check_config_toml(where, obj["data"]["config.toml"])
     return problems
 
 

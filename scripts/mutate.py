@@ -5,7 +5,8 @@ each, the working tree is copied to a temporary directory (the working tree itse
 touched), the snippet is replaced in the copy, and the mutation's focused tests run against the
 copy (``PYTHONPATH`` puts the copy's ``gateway`` ahead of the editable install, for the test
 process and the gateway processes it starts). A mutation is *killed* when a test fails, *survives*
-when they all pass; a snippet that no longer matches exactly once is an error (update the list).
+when they all pass. A snippet that no longer matches exactly once stops the run before any test
+starts (exit 2, naming each stale mutation): update the list.
 
 Usage: python scripts/mutate.py [--list] [NAME ...]        (``make mutate`` runs them all)
 Results and the survivors' explanations: docs/testing.md.
@@ -159,8 +160,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "range-end-exclusive",
         "gateway/domain/ranges.py",
-        """    end = int(last) + 1 if last else size""",
-        """    end = int(last) if last else size""",
+        """    end = _number(last) + 1 if last else size""",
+        """    end = _number(last) if last else size""",
         ("tests/domain/test_ranges.py",),
         "bytes=a-b misses its last byte",
     ),
@@ -333,10 +334,33 @@ MUTATIONS: tuple[Mutation, ...] = (
 def apply(mutation: Mutation, tree: Path) -> None:
     target = tree / mutation.path
     text = target.read_text()
+    if problem := mismatch(mutation, text):
+        raise LookupError(problem)
+    target.write_text(text.replace(mutation.original, mutation.mutated))
+
+
+def mismatch(mutation: Mutation, text: str) -> str | None:
+    """Why the mutation cannot be applied to ``text`` (its file's contents), or None."""
     count = text.count(mutation.original)
     if count != 1:
-        raise LookupError(f"{mutation.path}: the original snippet occurs {count} times, not once")
-    target.write_text(text.replace(mutation.original, mutation.mutated))
+        return f"{mutation.path}: the original snippet occurs {count} times, not once"
+    return None
+
+
+def stale(mutations: list[Mutation], tree: Path) -> list[str]:
+    """One line per mutation whose snippet does not match ``tree`` exactly once (or whose file
+    is gone): each is a mutation ``make mutate`` would not apply."""
+    problems = []
+    for mutation in mutations:
+        target = tree / mutation.path
+        problem = (
+            mismatch(mutation, target.read_text())
+            if target.is_file()
+            else f"{mutation.path}: no such file"
+        )
+        if problem:
+            problems.append(f"{mutation.name}: {problem}")
+    return problems
 
 
 def run(mutation: Mutation) -> tuple[str, str, float]:
@@ -380,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         for mutation in chosen:
             print(f"{mutation.name}\t{mutation.path}\t{mutation.why}")
         return 0
+    if problems := stale(chosen, ROOT):
+        # Checked before any test runs: a mutation that cannot be applied tests nothing.
+        print("mutations whose snippet no longer matches the code (update them):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     survivors = errors = 0
     for mutation in chosen:
         verdict, detail, elapsed = run(mutation)

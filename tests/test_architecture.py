@@ -95,3 +95,60 @@ def test_modules_stay_small():
     for path in PACKAGE.rglob("*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 500, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
+MAX_FUNCTION_LINES = 50
+ROOT = PACKAGE.parent
+# The store packages (gateway/store/sqlite/, gateway/store/postgres/) join the check when they
+# land (issue #12); until then the whole of gateway/store/ is left out.
+NOT_YET_CHECKED = (PACKAGE / "store",)
+# Benchmark drivers not split yet, with their length today: they may shrink, not grow.
+BENCH_LONG_FUNCTIONS = {
+    "bench/busy.py::run": 68,
+    "bench/inflight.py::measure_one": 73,
+    "bench/persistence.py::persist": 64,
+    "bench/run.py::main_inflight": 54,
+    "bench/run.py::main_busy": 67,
+    "bench/run.py::main": 64,
+    "bench/run.py::parse_args": 68,
+    "bench/seed.py::videos": 67,
+}
+
+
+def function_lengths(path: Path, root: Path = ROOT) -> dict[str, int]:
+    """Lines of every function and method in ``path``, from its ``def`` line to its last line
+    (decorators left out, the docstring counted), by ``file::name`` (the longest of a name)."""
+    lengths: dict[str, int] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            where = f"{path.relative_to(root).as_posix()}::{node.name}"
+            lengths[where] = max(lengths.get(where, 0), node.end_lineno - node.lineno + 1)
+    return lengths
+
+
+def checked_sources() -> list[Path]:
+    """``gateway/`` (but the store, for now), ``bench/`` and ``scripts/``."""
+    paths = [*PACKAGE.rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    paths += (ROOT / "scripts").rglob("*.py")
+    return sorted(p for p in paths if not any(p.is_relative_to(d) for d in NOT_YET_CHECKED))
+
+
+def test_functions_stay_short():
+    """No function over 50 lines: a long one is several steps that deserve names (#12)."""
+    lengths = {k: v for path in checked_sources() for k, v in function_lengths(path).items()}
+    too_long = {
+        where: lines
+        for where, lines in lengths.items()
+        if lines > BENCH_LONG_FUNCTIONS.get(where, MAX_FUNCTION_LINES)
+    }
+    assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
+    gone = set(BENCH_LONG_FUNCTIONS) - set(lengths)
+    assert not gone, f"remove from BENCH_LONG_FUNCTIONS (renamed or removed): {gone}"
+
+
+def test_function_length_counts_from_def_to_last_line(tmp_path: Path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(50))
+    path = tmp_path / "example.py"
+    path.write_text(f"@decorator\n@another\nasync def long():\n{body}\n\ndef short():\n    pass\n")
+    assert function_lengths(path, tmp_path) == {"example.py::long": 51, "example.py::short": 2}
