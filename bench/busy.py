@@ -215,27 +215,7 @@ class BusyRun:
             self._load(gateway, jobs, result.idle)
             quiet.wait()
             self.log(f"busy: pacing {rate:g} creates/s of {video_mib} MiB videos")
-            pacer = Pacer(base, key, rate)
-            pacer.start()
-            try:
-                first = _completed(database)
-                deadline = time.monotonic() + 30
-                while _completed(database) < first + 2 and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                began, done_before = time.monotonic(), _completed(database)
-                if profile:
-                    result.profile = self._profile(gateway, jobs["status"])
-                self._load(gateway, jobs, result.busy)
-                result.busy_seconds = time.monotonic() - began
-                result.completed_during_busy = _completed(database) - done_before
-            finally:
-                pacer.stop()
-            result.creates_sent, result.create_errors = pacer.sent, pacer.errors
-            self.log(
-                f"busy: {pacer.sent} creates sent ({pacer.errors} errors), "
-                f"{result.completed_during_busy} completed in {result.busy_seconds:.0f} s "
-                f"= {result.persisted_mib_per_second:,.0f} MiB/s persisted"
-            )
+            self._busy_runs(gateway, jobs, Pacer(base, key, rate), database, profile, result)
             quiet.wait()
         finally:
             workload.close()
@@ -244,6 +224,37 @@ class BusyRun:
             gateway.stop()
             upstream.stop()
         return result
+
+    def _busy_runs(
+        self,
+        gateway: ServerProcess,
+        jobs: dict[str, WrkJob],
+        pacer: Pacer,
+        database: Path,
+        profile: bool,
+        result: BusyResult,
+    ) -> None:
+        """The runs while ``pacer`` sends creates, from once the runner persists videos."""
+        pacer.start()
+        try:
+            first = _completed(database)
+            deadline = time.monotonic() + 30
+            while _completed(database) < first + 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            began, done_before = time.monotonic(), _completed(database)
+            if profile:
+                result.profile = self._profile(gateway, jobs["status"])
+            self._load(gateway, jobs, result.busy)
+            result.busy_seconds = time.monotonic() - began
+            result.completed_during_busy = _completed(database) - done_before
+        finally:
+            pacer.stop()
+        result.creates_sent, result.create_errors = pacer.sent, pacer.errors
+        self.log(
+            f"busy: {pacer.sent} creates sent ({pacer.errors} errors), "
+            f"{result.completed_during_busy} completed in {result.busy_seconds:.0f} s "
+            f"= {result.persisted_mib_per_second:,.0f} MiB/s persisted"
+        )
 
     def _profile(self, gateway: ServerProcess, job: WrkJob) -> str | None:
         """py-spy on the gateway during one busy status run; the top frames, as text."""

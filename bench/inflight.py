@@ -97,7 +97,7 @@ def seed_running(path: Path, jobs: int, start: float) -> None:
                         team_id=who.team_ids[k % seed.TEAMS],
                         key_id=who.key_ids[k],
                         model=seed.MODEL,
-                        request=VideoRequest(model=seed.MODEL, prompt=f"inflight {i}").to_json(),
+                        request=VideoRequest(model=seed.MODEL, prompt=f"inflight {i}"),
                         status="in_progress",
                         created_at=int(created),
                         updated_at=int(created),
@@ -123,6 +123,51 @@ def _cpu(processes: list[ServerProcess]) -> list[float]:
         except OSError:
             out.append(0.0)
     return out
+
+
+def _sample_lateness(
+    database: Path,
+    workers: list[ServerProcess],
+    result: InflightResult,
+    seconds: float,
+    log: Callable[[str], None],
+) -> tuple[list[float], float]:
+    """Every ``SAMPLE_SECONDS`` for ``seconds``: how late the oldest due poll is and how many
+    are due (into ``result.samples``); (the lateness samples, the seconds measured)."""
+    began = time.monotonic()
+    lateness: list[float] = []
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        while time.monotonic() - began < seconds:
+            time.sleep(SAMPLE_SECONDS)
+            now = time.time()
+            oldest, due = db.execute(LATE_SQL, (now, now)).fetchone()
+            late = max(0.0, now - oldest) if oldest is not None else 0.0
+            lateness.append(late)
+            result.samples.append((round(time.monotonic() - began, 2), late, int(due)))
+            dead = [w for w in workers if not w.alive()]
+            if dead:
+                log(f"  inflight: {dead[0].name} exited: {dead[0].log_tail()}")
+                break
+    finally:
+        db.close()
+    return lateness, time.monotonic() - began
+
+
+def _summarise(
+    result: InflightResult, lateness: list[float], elapsed: float, polls: int, used: list[float]
+) -> None:
+    """The run's figures from its samples, poll count and CPU seconds used per runner."""
+    result.seconds = elapsed
+    result.polls = polls
+    result.polls_per_second = polls / elapsed
+    result.expected_polls_per_second = result.jobs / POLL_MAX_SECONDS
+    result.lateness_max = max(lateness, default=0.0)
+    result.lateness_p99 = _quantile(lateness, 0.99)
+    result.lateness_p50 = _quantile(lateness, 0.5)
+    result.backlog_max = max((s[2] for s in result.samples), default=0)
+    result.cpu_us_per_poll = sum(used) * 1e6 / polls if polls else None
+    result.cpu_percent_per_runner = [100 * u / elapsed for u in used]
 
 
 def measure_one(
@@ -155,37 +200,11 @@ def measure_one(
             while time.time() < start:
                 time.sleep(0.05)
             cpu_before = _cpu(workers)
-            began = time.monotonic()
-            lateness: list[float] = []
-            db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
-            try:
-                while time.monotonic() - began < seconds:
-                    time.sleep(SAMPLE_SECONDS)
-                    now = time.time()
-                    oldest, due = db.execute(LATE_SQL, (now, now)).fetchone()
-                    late = max(0.0, now - oldest) if oldest is not None else 0.0
-                    lateness.append(late)
-                    result.samples.append((round(time.monotonic() - began, 2), late, int(due)))
-                    dead = [w for w in workers if not w.alive()]
-                    if dead:
-                        log(f"  inflight: {dead[0].name} exited: {dead[0].log_tail()}")
-                        break
-            finally:
-                db.close()
-            elapsed = time.monotonic() - began
+            lateness, elapsed = _sample_lateness(database, workers, result, seconds, log)
             cpu_after = _cpu(workers)
             polls = client.get("/_sandbox/stats").json().get("poll", 0) - polls_before
-        result.seconds = elapsed
-        result.polls = polls
-        result.polls_per_second = polls / elapsed
-        result.expected_polls_per_second = jobs / POLL_MAX_SECONDS
-        result.lateness_max = max(lateness, default=0.0)
-        result.lateness_p99 = _quantile(lateness, 0.99)
-        result.lateness_p50 = _quantile(lateness, 0.5)
-        result.backlog_max = max((s[2] for s in result.samples), default=0)
         used = [a - b for a, b in zip(cpu_after, cpu_before, strict=True)]
-        result.cpu_us_per_poll = sum(used) * 1e6 / polls if polls else None
-        result.cpu_percent_per_runner = [100 * u / elapsed for u in used]
+        _summarise(result, lateness, elapsed, polls, used)
         log(
             f"inflight {jobs:,} jobs, {runners} runner(s) x {concurrency}: "
             f"{result.polls_per_second:,.0f} polls/s (schedule {result.expected_polls_per_second:,.0f}), "

@@ -90,6 +90,41 @@ def _job_row(database: Path, job_id: str) -> tuple[str, str | None, float | None
     return row[0], row[1], row[2], row[3]
 
 
+def _await_completion(
+    workload: Workload, database: Path, job_id: str, auth: dict[str, str]
+) -> tuple[float, float | None]:
+    """Poll the job until it is completed: (when it was seen completed, when its copy into
+    storage started, read from the download lease while it was held)."""
+    copy_started: float | None = None
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while True:
+        response = workload.gateway.get(f"/v1/videos/{job_id}", headers=auth)
+        seen = time.time()
+        if not response.is_success:
+            raise WorkloadError(f"gateway poll: HTTP {response.status_code}")
+        status = response.json().get("status")
+        if status == "completed":
+            return seen, copy_started
+        if status == "failed":
+            raise WorkloadError(f"gateway job failed: {response.json().get('error')}")
+        if copy_started is None:
+            copy_started = _copy_started(database, job_id)
+        if time.monotonic() > deadline:
+            raise WorkloadError(f"gateway job still {status} after {TIMEOUT_SECONDS:.0f} s")
+        time.sleep(POLL_SECONDS)
+
+
+def _copy_started(database: Path, job_id: str) -> float | None:
+    """When the runner took the download lease (None while it is not downloading)."""
+    try:
+        db_status, owner, locked_until, _ = _job_row(database, job_id)
+    except sqlite3.Error:
+        return None
+    if db_status == "downloading" and owner is not None and locked_until:
+        return locked_until - GATEWAY_LEASE_SECONDS
+    return None
+
+
 def persist(
     workload: Workload,
     gateway: ServerProcess,
@@ -106,35 +141,13 @@ def persist(
     watcher = RssWatcher(gateway)
     watcher.peak = rss_before
     watcher.start()
-    copy_started: float | None = None
     try:
         created = time.time()
         response = workload.gateway.post("/v1/videos", json=create_body(prompt), headers=auth)
         if not response.is_success:
             raise WorkloadError(f"gateway create: HTTP {response.status_code}: {response.text}")
         job_id: str = response.json()["id"]
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while True:
-            response = workload.gateway.get(f"/v1/videos/{job_id}", headers=auth)
-            seen = time.time()
-            if not response.is_success:
-                raise WorkloadError(f"gateway poll: HTTP {response.status_code}")
-            status = response.json().get("status")
-            if status == "completed":
-                completed = seen
-                break
-            if status == "failed":
-                raise WorkloadError(f"gateway job failed: {response.json().get('error')}")
-            if copy_started is None:
-                try:
-                    db_status, owner, locked_until, _ = _job_row(database, job_id)
-                except sqlite3.Error:
-                    db_status, owner, locked_until = "", None, None
-                if db_status == "downloading" and owner is not None and locked_until:
-                    copy_started = locked_until - GATEWAY_LEASE_SECONDS
-            if time.monotonic() > deadline:
-                raise WorkloadError(f"gateway job still {status} after {TIMEOUT_SECONDS:.0f} s")
-            time.sleep(POLL_SECONDS)
+        completed, copy_started = _await_completion(workload, database, job_id, auth)
     finally:
         peak = watcher.finish()
     _, hwm_after = gateway.memory_kib()

@@ -29,6 +29,7 @@ from bench.machine import describe_machine
 from bench.measure import DownloadOutcome, ScenarioOutcome, ScenarioRunner, measure_downloads
 from bench.persistence import PersistenceResult, describe, persist
 from bench.report import (
+    DownloadFigures,
     PersistenceFigures,
     checks,
     checks_table,
@@ -94,6 +95,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke run: 1 run of 1 s, no warm-up, bench/out only"
     )
     parser.add_argument("--no-nginx", action="store_true", help="skip the nginx comparison")
+    _add_scale_and_inflight_options(parser)
+    _add_busy_options(parser)
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="--only scale/inflight/busy: also write the README block and the plot",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["persistence", "baseline", "scale", "inflight", "busy"],
+        help="focused run of one measurement (bench/out only): persistence = --runs 200 MiB "
+        "jobs persisted by the gateway; baseline = the fast-upstream scenarios only; scale, "
+        "inflight, busy: see bench/README.md",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.duration, args.warmup = 1, 1, 0
+    if args.runs < 1 or args.duration < 1 or args.warmup < 0:
+        parser.error("--runs and --duration must be at least 1, --warmup not negative")
+    return args
+
+
+def _add_scale_and_inflight_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale-max",
         type=int,
@@ -119,6 +143,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=40.0,
         help="--only inflight: seconds measured per configuration (default 40: over a 30 s poll cycle)",
     )
+
+
+def _add_busy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--busy-rate", type=float, default=20.0, help="--only busy: creates per second"
     )
@@ -135,24 +162,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "gateway worker process on the same CPU), split-nice (that, at nice 19); default "
         "in-process,split",
     )
-    parser.add_argument(
-        "--write-readme",
-        action="store_true",
-        help="--only scale/inflight/busy: also write the README block and the plot",
-    )
-    parser.add_argument(
-        "--only",
-        choices=["persistence", "baseline", "scale", "inflight", "busy"],
-        help="focused run of one measurement (bench/out only): persistence = --runs 200 MiB "
-        "jobs persisted by the gateway; baseline = the fast-upstream scenarios only; scale, "
-        "inflight, busy: see bench/README.md",
-    )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.runs, args.duration, args.warmup = 1, 1, 0
-    if args.runs < 1 or args.duration < 1 or args.warmup < 0:
-        parser.error("--runs and --duration must be at least 1, --warmup not negative")
-    return args
 
 
 def ensure_tools(notes: list[str]) -> None:
@@ -566,6 +575,28 @@ def replace_block(name: str, text: str) -> None:
     log(f"wrote the bench-{name} block of bench/README.md")
 
 
+def publish(
+    name: str, data: dict[str, Any], document: str, write_readme: bool, **dump: Any
+) -> None:
+    """A focused run's results: logged, bench/out/NAME.json and RESULTS-NAME.md, and (asked
+    for) the README's bench-NAME block."""
+    log("")
+    log(document)
+    OUT_DIR.mkdir(exist_ok=True)
+    (OUT_DIR / f"{name}.json").write_text(json.dumps(data, indent=2, **dump))
+    (OUT_DIR / f"RESULTS-{name}.md").write_text(document + "\n")
+    if write_readme:
+        replace_block(name, document)
+
+
+def checks_markdown(found: list[tuple[str, str, str]]) -> str:
+    """A focused run's checks as a table."""
+    return "\n".join(
+        ["| check | measured | verdict |", "|---|---|---|"]
+        + [f"| {a} | {b} | {c} |" for a, b, c in found]
+    )
+
+
 def load_note() -> str:
     """The load average when a focused scenario starts (the machine is shared)."""
     return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -597,23 +628,14 @@ def main_scale(args: argparse.Namespace, notes: list[str]) -> int:
         f"whole run {elapsed:.0f} s."
     )
     found = scale_checks(results)
-    checks_md = "\n".join(
-        ["| check | measured | verdict |", "|---|---|---|"]
-        + [f"| {a} | {b} | {c} |" for a, b, c in found]
-    )
+    checks_md = checks_markdown(found)
     rows = to_json(results)
     plot = plot_scale(rows, header[:120], PLOTS_DIR / "scale.png")
     document = "\n\n".join(
         [header, scale_table(results), checks_md]
         + ([f"![scale plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
     )
-    log("")
-    log(document)
-    OUT_DIR.mkdir(exist_ok=True)
-    (OUT_DIR / "scale.json").write_text(json.dumps({"header": header, "results": rows}, indent=2))
-    (OUT_DIR / "RESULTS-scale.md").write_text(document + "\n")
-    if args.write_readme:
-        replace_block("scale", document)
+    publish("scale", {"header": header, "results": rows}, document, args.write_readme)
     return 0
 
 
@@ -661,15 +683,8 @@ def main_inflight(args: argparse.Namespace, notes: list[str]) -> int:
         [header, inflight_table(results)]
         + ([f"![in-flight plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
     )
-    log("")
-    log(document)
-    OUT_DIR.mkdir(exist_ok=True)
-    (OUT_DIR / "inflight.json").write_text(
-        json.dumps({"header": header, "results": to_json(results)}, indent=2)
-    )
-    (OUT_DIR / "RESULTS-inflight.md").write_text(document + "\n")
-    if args.write_readme:
-        replace_block("inflight", document)
+    data = {"header": header, "results": to_json(results)}
+    publish("inflight", data, document, args.write_readme)
     return 0
 
 
@@ -705,10 +720,24 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
         f"{args.busy_mib} MiB videos ({sent}); whole run {elapsed:.0f} s."
     )
     found = busy_checks(results)
-    checks_md = "\n".join(
-        ["| check | measured | verdict |", "|---|---|---|"]
-        + [f"| {a} | {b} | {c} |" for a, b, c in found]
+    checks_md = checks_markdown(found)
+    plot = plot_bars(
+        busy_groups(results),
+        ylabel="ms",
+        title=f"idle vs busy ({args.busy_rate:g} creates/s of {args.busy_mib} MiB)",
+        path=PLOTS_DIR / "busy.png",
     )
+    document = "\n\n".join(
+        [header, busy_table(results), checks_md]
+        + ([f"![busy plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
+    )
+    data = {"header": header, "results": [to_json(r) for r in results]}
+    publish("busy", data, document, args.write_readme, default=str)
+    return 0
+
+
+def busy_groups(results: list[Any]) -> dict[str, dict[str, float]]:
+    """The busy plot's bars: status and content medians, idle and busy, per runner mode."""
     groups: dict[str, dict[str, float]] = {}
     for r in results:
         for name, metric in (("status", "p99_ms"), ("status", "p50_ms"), ("content", "p99_ms")):
@@ -718,28 +747,7 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
                     groups.setdefault(f"{name} {metric}", {})[f"{phase}, {r.mode} runner"] = (
                         measured.median(metric) or 0.0
                     )
-    plot = plot_bars(
-        groups,
-        ylabel="ms",
-        title=f"idle vs busy ({args.busy_rate:g} creates/s of {args.busy_mib} MiB)",
-        path=PLOTS_DIR / "busy.png",
-    )
-    document = "\n\n".join(
-        [header, busy_table(results), checks_md]
-        + ([f"![busy plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
-    )
-    log("")
-    log(document)
-    OUT_DIR.mkdir(exist_ok=True)
-    (OUT_DIR / "busy.json").write_text(
-        json.dumps(
-            {"header": header, "results": [to_json(r) for r in results]}, indent=2, default=str
-        )
-    )
-    (OUT_DIR / "RESULTS-busy.md").write_text(document + "\n")
-    if args.write_readme:
-        replace_block("busy", document)
-    return 0
+    return groups
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -754,18 +762,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_inflight(args, notes)
     if args.only == "busy":
         return main_busy(args, notes)
+    return main_scenarios(args, notes)
+
+
+def main_scenarios(args: argparse.Namespace, notes: list[str]) -> int:
+    """The whole run (or ``--only baseline``): every scenario against the gateway and nginx."""
     machine = describe_machine()  # before pinning: nproc counts the CPUs we may use
     pinning = plan_pinning()
     log(f"pinning: {pinning.note}")
     started = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-        workdir = Path(tmp)
-        if args.only == "baseline":
-            outcomes, downloads, persistence = [], {}, Persistence(unavailable="not run")
-        else:
-            with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
-                outcomes, downloads, persistence = measure_all(args, deploy, workdir, pinning)
-        outcomes += run_baseline(args, workdir / "baseline", pinning, notes)
+    outcomes, downloads, persistence = measure_everything(args, pinning, notes)
     elapsed = (datetime.now(UTC) - started).total_seconds()
 
     scenario_figures = [figures(o) for o in outcomes]
@@ -797,15 +803,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "scenarios": [dataclasses.asdict(f) for f in scenario_figures],
         "runs": {o.scenario.name: _runs_json(o) for o in outcomes},
-        "download": {t: dataclasses.asdict(f) for t, f in download_figs.items()},
-        "persistence": dataclasses.asdict(persistence_figs),
-        "persistence_runs": [
-            {**dataclasses.asdict(r), **_persistence_derived(r)} for r in persistence.results
-        ],
+        **_downloads_json(download_figs, persistence_figs, persistence.results),
         "checks": [dataclasses.asdict(c) for c in found],
     }
     write_outputs(args.quick or args.only is not None, data, document, body, args.only or "quick")
     return 0
+
+
+def measure_everything(
+    args: argparse.Namespace, pinning: Pinning, notes: list[str]
+) -> tuple[list[ScenarioOutcome], dict[str, DownloadOutcome], Persistence]:
+    """The whole deployment's scenarios (unless ``--only baseline``), then the baseline."""
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.only == "baseline":
+            outcomes, downloads, persistence = [], {}, Persistence(unavailable="not run")
+        else:
+            with deployment(workdir, pinning, args.no_nginx, notes) as deploy:
+                outcomes, downloads, persistence = measure_all(args, deploy, workdir, pinning)
+        outcomes += run_baseline(args, workdir / "baseline", pinning, notes)
+    return outcomes, downloads, persistence
+
+
+def _downloads_json(
+    download_figs: dict[str, DownloadFigures],
+    persistence_figs: PersistenceFigures,
+    persistence_runs: list[PersistenceResult],
+) -> dict[str, Any]:
+    return {
+        "download": {t: dataclasses.asdict(f) for t, f in download_figs.items()},
+        "persistence": dataclasses.asdict(persistence_figs),
+        "persistence_runs": [
+            {**dataclasses.asdict(r), **_persistence_derived(r)} for r in persistence_runs
+        ],
+    }
 
 
 def _runs_json(outcome: ScenarioOutcome) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from gateway.domain.budgets import ORG_ID, period_of
 from gateway.domain.cache_keys import cache_key
 from gateway.domain.video_request import VideoRequest
 from gateway.ids import new_id
-from gateway.store.base import Job, open_store
+from gateway.store.base import Job
+from gateway.store.opening import open_store
 from gateway.store.postgres_db import JOB_COLUMN_NAMES as PG_JOB_COLUMNS
 from gateway.store.postgres_db import job_row as pg_job_row
 from gateway.store.sqlite_db import INSERT_JOB as SQLITE_INSERT_JOB
@@ -127,52 +128,13 @@ def videos(who: Principals, start: int, count: int, total: int, now: float) -> I
         ckey = cache_key(request, scope="team", scope_id=team_id)
         asset = hashlib.sha256(b"scale-video-%d" % i).hexdigest()
         finished = created + 60.0
-        job = Job(
-            id=new_id("video", now=created),
-            team_id=team_id,
-            key_id=key_id,
-            model=MODEL,
-            request=request.to_json(),
-            status="completed",
-            created_at=int(created),
-            updated_at=int(finished),
-            progress=100,
-            upstream_id=f"seed_{i}",
-            completed_at=int(finished),
-            refreshed_at=finished,
-            upstream_finished_at=finished - 1,
-            video_asset=asset,
-            price_micros=PRICE_MICROS,
-            cost_micros=PRICE_MICROS,
-            charged_micros=PRICE_MICROS,
-            money_state="charged",
-            reserved_at=created,
-            delivered_seconds=5,
-            cache_key=ckey,
-            cache_result="miss",
-        )
+        job = _completed_job(i, created, team_id, key_id, request, ckey, asset)
         batch.jobs.append(job)
         day_number = int(created // DAY)
         if day_number not in periods:
             periods[day_number] = (period_of("day", created), period_of("month", created))
         day, month = periods[day_number]
-        for scope, scope_id in (("key", key_id), ("team", team_id), ("org", ORG_ID)):
-            batch.ledger.append(
-                (job.id, "reserve", scope, scope_id, day, month, PRICE_MICROS, 0, created)
-            )
-            batch.ledger.append(
-                (
-                    job.id,
-                    "charge",
-                    scope,
-                    scope_id,
-                    day,
-                    month,
-                    -PRICE_MICROS,
-                    PRICE_MICROS,
-                    finished,
-                )
-            )
+        batch.ledger += _ledger_rows(job, (day, month), created, finished)
         batch.cache.append((ckey, job.id, "completed", created, None))
         batch.assets.append((asset, VIDEO_BYTES, "video/mp4", 1, int(finished)))
         if len(batch.jobs) >= BATCH:
@@ -180,6 +142,57 @@ def videos(who: Principals, start: int, count: int, total: int, now: float) -> I
             batch = Batch([], [], [], [])
     if batch.jobs:
         yield batch
+
+
+def _completed_job(
+    i: int,
+    created: float,
+    team_id: str,
+    key_id: str,
+    request: VideoRequest,
+    ckey: str,
+    asset: str,
+) -> Job:
+    """Video ``i``: completed and charged a minute after it was created."""
+    finished = created + 60.0
+    return Job(
+        id=new_id("video", now=created),
+        team_id=team_id,
+        key_id=key_id,
+        model=MODEL,
+        request=request,
+        status="completed",
+        created_at=int(created),
+        updated_at=int(finished),
+        progress=100,
+        upstream_id=f"seed_{i}",
+        completed_at=int(finished),
+        refreshed_at=finished,
+        upstream_finished_at=finished - 1,
+        video_asset=asset,
+        price_micros=PRICE_MICROS,
+        cost_micros=PRICE_MICROS,
+        charged_micros=PRICE_MICROS,
+        money_state="charged",
+        reserved_at=created,
+        delivered_seconds=5,
+        cache_key=ckey,
+        cache_result="miss",
+    )
+
+
+def _ledger_rows(
+    job: Job, period: tuple[str, str], created: float, finished: float
+) -> list[tuple[Any, ...]]:
+    """The reservation and the charge of a completed job, in each of its scopes."""
+    day, month = period
+    rows: list[tuple[Any, ...]] = []
+    for scope, scope_id in (("key", job.key_id), ("team", job.team_id), ("org", ORG_ID)):
+        rows.append((job.id, "reserve", scope, scope_id, day, month, PRICE_MICROS, 0, created))
+        rows.append(
+            (job.id, "charge", scope, scope_id, day, month, -PRICE_MICROS, PRICE_MICROS, finished)
+        )
+    return rows
 
 
 async def migrate(url: str) -> None:

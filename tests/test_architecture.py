@@ -102,17 +102,6 @@ ROOT = PACKAGE.parent
 # The store packages (gateway/store/sqlite/, gateway/store/postgres/) join the check when they
 # land (issue #12); until then the whole of gateway/store/ is left out.
 NOT_YET_CHECKED = (PACKAGE / "store",)
-# Benchmark drivers not split yet, with their length today: they may shrink, not grow.
-BENCH_LONG_FUNCTIONS = {
-    "bench/busy.py::run": 68,
-    "bench/inflight.py::measure_one": 73,
-    "bench/persistence.py::persist": 64,
-    "bench/run.py::main_inflight": 54,
-    "bench/run.py::main_busy": 67,
-    "bench/run.py::main": 64,
-    "bench/run.py::parse_args": 68,
-    "bench/seed.py::videos": 67,
-}
 
 
 def function_lengths(path: Path, root: Path = ROOT) -> dict[str, int]:
@@ -136,15 +125,13 @@ def checked_sources() -> list[Path]:
 
 def test_functions_stay_short():
     """No function over 50 lines: a long one is several steps that deserve names (#12)."""
-    lengths = {k: v for path in checked_sources() for k, v in function_lengths(path).items()}
     too_long = {
         where: lines
-        for where, lines in lengths.items()
-        if lines > BENCH_LONG_FUNCTIONS.get(where, MAX_FUNCTION_LINES)
+        for path in checked_sources()
+        for where, lines in function_lengths(path).items()
+        if lines > MAX_FUNCTION_LINES
     }
     assert not too_long, f"functions over {MAX_FUNCTION_LINES} lines: {too_long}"
-    gone = set(BENCH_LONG_FUNCTIONS) - set(lengths)
-    assert not gone, f"remove from BENCH_LONG_FUNCTIONS (renamed or removed): {gone}"
 
 
 def test_function_length_counts_from_def_to_last_line(tmp_path: Path):
