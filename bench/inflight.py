@@ -38,7 +38,7 @@ from bench.servers import (
 from gateway.domain.video_request import VideoRequest
 from gateway.ids import new_id
 from gateway.store.base import Job
-from gateway.store.sqlite_db import INSERT_JOB, job_row
+from gateway.store.sqlite.rows import INSERT_JOB, job_row
 
 LATENCY_SECONDS = 0.05
 POLL_MAX_SECONDS = 30.0

@@ -86,7 +86,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "expired-leases-never-reclaimed-sqlite",
-        "gateway/store/sqlite_runner.py",
+        "gateway/store/sqlite/leases.py",
         """" AND (locked_until IS NULL OR locked_until < ?)\"""",
         """" AND (locked_until IS NULL OR locked_until < ? - 1000000000)\"""",
         ("tests/e2e/test_processes.py::test_kill_9_mid_download_then_restart",),
@@ -249,7 +249,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- completion --------------------------------------------------------------------------
     Mutation(
         "followers-not-completed",
-        "gateway/store/sqlite_admission.py",
+        "gateway/store/sqlite/endings.py",
         """f" WHERE {_FOLLOWERS} RETURNING id, deleted_at\"""",
         """f" WHERE {_FOLLOWERS} AND 0 RETURNING id, deleted_at\"""",
         ADMISSION_TESTS,

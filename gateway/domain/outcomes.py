@@ -58,7 +58,10 @@ class Ending:
 
     settle: Settlement | None
     event: str  # the webhook event each of ``notify`` gets
-    notify: tuple[str, ...]  # the leader first, then its followers by id
+    # The videos announced: the leader first (not a rejected one: the upstream refused it and
+    # the client was answered with an error, so there is no video to tell of), then its
+    # followers by id. The adapters emit exactly these (those not deleted).
+    notify: tuple[str, ...]
     entry: EntryChange | None = None
     heir: str | None = None  # with ``hand_over``: the follower that now leads the entry
     references: int = 0  # each stored asset gains this many references
@@ -123,11 +126,13 @@ def failure(
 ) -> Ending:
     """Refund the failed leader (or charge ``charge``: a chained video's finished segments),
     fail its followers, drop its entry. A rejected submit created nothing upstream and
-    charged nothing: its Idempotency-Key is forgotten so that a retry may try again."""
+    charged nothing: its Idempotency-Key is forgotten so that a retry may try again, and it
+    is not announced (its followers, which the client did see, are)."""
+    announced = () if rejected else (leader.id,)
     return Ending(
         settlement(leader, charge=charge or None, now=now),
         VIDEO_FAILED,
-        (leader.id, *sorted(followers)),
+        (*announced, *sorted(followers)),
         "drop" if leader.cache_key is not None else None,
         forget_idempotency=rejected,
     )

@@ -91,12 +91,15 @@ def test_followers_complete_with_the_leaders_figures() -> None:
     assert (end.expires_at, end.delivered_seconds, end.error_code) == (LEADER.expires_at, 5, None)
 
 
-# (rejected, charge) -> (leader status, money state, charged, kind, idempotency forgotten)
+# (rejected, charge) -> (leader status, money state, charged, kind, idempotency forgotten,
+# videos announced)
+ALL = ("vid_a", "vid_b", "vid_c")
 FAILURES = [
-    (False, None, ("failed", "refunded", 0, "refund", False)),
-    (False, 0, ("failed", "refunded", 0, "refund", False)),  # zero: a refund, not a charge
-    (False, 400, ("failed", "charged", 400, "charge", False)),  # a chain's finished segments
-    (True, None, ("rejected", "refunded", 0, "refund", True)),
+    (False, None, ("failed", "refunded", 0, "refund", False, ALL)),
+    (False, 0, ("failed", "refunded", 0, "refund", False, ALL)),  # zero: a refund, not a charge
+    (False, 400, ("failed", "charged", 400, "charge", False, ALL)),  # a chain's finished segments
+    # A rejected submit is not announced; the videos that joined it are.
+    (True, None, ("rejected", "refunded", 0, "refund", True, ("vid_b", "vid_c"))),
 ]
 
 
@@ -106,12 +109,9 @@ def test_failure_table(rejected: bool, charge: int | None, expected: tuple[objec
     ending = failure(LEADER, ["vid_c", "vid_b"], charge=charge, rejected=rejected, now=NOW)
     assert ending.settle is not None
     got = (end.status, ending.settle.money_state, ending.settle.charged_micros)
-    assert (*got, ending.settle.movement.kind, ending.forget_idempotency) == expected
-    assert (ending.event, ending.notify, ending.entry) == (
-        VIDEO_FAILED,
-        ("vid_a", "vid_b", "vid_c"),
-        "drop",
-    )
+    movement = (ending.settle.movement.kind, ending.forget_idempotency, ending.notify)
+    assert (*got, *movement) == expected
+    assert (ending.event, ending.entry) == (VIDEO_FAILED, "drop")
     assert ending.references == 0
     follower = follower_failure(end)
     assert (follower.status, follower.error_code, follower.error_message) == (

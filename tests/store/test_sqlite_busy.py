@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store.opening import open_store
-from gateway.store.sqlite_db import BUSY_TIMEOUT_SECONDS
+from gateway.store.sqlite.database import BUSY_TIMEOUT_SECONDS
 
 from .conftest import NOW
 

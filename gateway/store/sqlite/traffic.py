@@ -1,5 +1,5 @@
 """SQLite side of concurrency and rate limits: the owners' own limits, and the two checks
-``_admit_job`` runs inside its ``BEGIN IMMEDIATE`` transaction (so every process sharing the
+``admit_job`` runs inside its ``BEGIN IMMEDIATE`` transaction (so every process sharing the
 file sees one count and one rate state). Decisions are ``gateway.domain.traffic``'s.
 """
 
@@ -23,8 +23,7 @@ from gateway.domain.traffic import (
     rate_refusal,
 )
 from gateway.store.base import AdmissionPlan, TrafficLimit
-from gateway.store.sqlite_db import SqliteDatabase, fetchall, fetchone
-from gateway.store.sqlite_runner import changed_one
+from gateway.store.sqlite.rows import changed_one, fetchall, fetchone
 
 _SELECT_LIMITS = (
     "SELECT scope, scope_id, max_in_flight_jobs, requests_per_minute FROM traffic_limits"
@@ -38,38 +37,34 @@ _COUNT_IN_FLIGHT = (
 _OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
 
 
-class TrafficQueries(SqliteDatabase):
-    async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
-        return await self._write(_set_limit, limit, now)
-
-    async def clear_traffic_limit(self, scope: TrafficScope, scope_id: str) -> bool:
-        return await self._write(
-            changed_one,
-            "DELETE FROM traffic_limits WHERE scope = ? AND scope_id = ?",
-            (scope, scope_id),
-        )
-
-    async def list_traffic_limits(
-        self, scope: TrafficScope | None = None, scope_id: str | None = None
-    ) -> list[TrafficLimit]:
-        sql, parameters = _SELECT_LIMITS, list[str]()
-        if scope is not None:
-            sql += " WHERE scope = ?"
-            parameters.append(scope)
-            if scope_id is not None:
-                sql += " AND scope_id = ?"
-                parameters.append(scope_id)
-        rows = await self._fetch(sql + " ORDER BY scope DESC, scope_id", parameters)
-        return [TrafficLimit(*row) for row in rows]
-
-    async def in_flight_jobs(self, scope: TrafficScope, scope_id: str) -> int:
-        row = await self._fetch_one(
-            _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (scope_id,)
-        )
-        return int(row[0]) if row else 0
+def clear_traffic_limit(connection: sqlite3.Connection, scope: TrafficScope, scope_id: str) -> bool:
+    return changed_one(
+        connection, "DELETE FROM traffic_limits WHERE scope = ? AND scope_id = ?", (scope, scope_id)
+    )
 
 
-def _set_limit(connection: sqlite3.Connection, limit: TrafficLimit, now: int) -> TrafficLimit:
+def list_traffic_limits(
+    connection: sqlite3.Connection, scope: TrafficScope | None, scope_id: str | None
+) -> list[TrafficLimit]:
+    sql, parameters = _SELECT_LIMITS, list[str]()
+    if scope is not None:
+        sql += " WHERE scope = ?"
+        parameters.append(scope)
+        if scope_id is not None:
+            sql += " AND scope_id = ?"
+            parameters.append(scope_id)
+    rows = fetchall(connection, sql + " ORDER BY scope DESC, scope_id", parameters)
+    return [TrafficLimit(*row) for row in rows]
+
+
+def in_flight_jobs(connection: sqlite3.Connection, scope: TrafficScope, scope_id: str) -> int:
+    row = fetchone(connection, _COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), (scope_id,))
+    return int(row[0]) if row else 0
+
+
+def set_traffic_limit(
+    connection: sqlite3.Connection, limit: TrafficLimit, now: int
+) -> TrafficLimit:
     connection.execute(
         "INSERT INTO traffic_limits (scope, scope_id, max_in_flight_jobs, requests_per_minute,"
         " updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (scope, scope_id) DO UPDATE SET"

@@ -1,4 +1,4 @@
-"""The SQLite connection discipline shared by every part of the SQLite adapter.
+"""The SQLite connection discipline of the adapter: a thread per connection, group commit.
 
 Each connection belongs to one thread of its own (``SqliteConnection``); coroutines hand it a
 whole synchronous function, so a store operation is one hop to that thread however many
@@ -7,13 +7,12 @@ several processes can share one database file; the writer's thread runs one func
 in the order they were handed over, which serialises writes, and commits the writes queued at
 the same moment together (each in its own savepoint: see ``_Worker``). A second, read-only
 connection serves lookups without queueing behind writes (WAL readers never block). Also the
-URL parsing, migrations, and the mapping between job rows and ``Job`` records.
+URL parsing, migrations and the translation of integrity errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import re
 import sqlite3
@@ -25,33 +24,17 @@ from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import Any, NoReturn, Self, TypeVar
 
-import orjson
-
 from gateway.domain.teams import TEAM_NAME_RULE
-from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.store.base import Job
-from gateway.store.migrations import Migration, latest_version, load_migrations
+from gateway.store.migrations import Migration, load_migrations
+from gateway.store.sqlite.rows import fetchone
 
-_DIALECT = "sqlite"
+DIALECT = "sqlite"
 _MEMORY = ":memory:"
 BUSY_TIMEOUT_SECONDS = 5.0  # ``PRAGMA busy_timeout`` comes first: the pragmas wait too
 _PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
 
 T = TypeVar("T")
-Row = sqlite3.Row
-
-# The jobs columns are the ``Job`` fields, with ``request`` stored as ``request_json``.
-JOB_COLUMN_NAMES = tuple(
-    "request_json" if field.name == "request" else field.name for field in dataclasses.fields(Job)
-)
-JOB_COLUMNS = ", ".join(JOB_COLUMN_NAMES)
-VISIBLE_JOB = "deleted_at IS NULL AND status != 'rejected'"
-# Column lists are constants, never input: S608 (SQL built from strings) does not apply.
-SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs"  # noqa: S608
-INSERT_JOB = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_COLUMN_NAMES))})"  # noqa: S608
-_JOB_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(Job))
-_REQUEST_INDEX = _JOB_FIELD_NAMES.index("request")
 
 
 def parse_sqlite_url(url: str) -> str:
@@ -310,22 +293,6 @@ def _connect(path: str, read_only: bool, busy_timeout_seconds: float) -> sqlite3
     return connection
 
 
-def fetchall(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
-    return connection.execute(sql, parameters).fetchall()
-
-
-def fetchone(
-    connection: sqlite3.Connection, sql: str, parameters: Sequence[Any] = ()
-) -> Row | None:
-    """The first row, or None. Reads every row, so a ``RETURNING`` statement is finished."""
-    rows = connection.execute(sql, parameters).fetchall()
-    return rows[0] if rows else None
-
-
-def _execute(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> int:
-    return connection.execute(sql, parameters).rowcount
-
-
 def in_transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
     """``work()`` between ``BEGIN IMMEDIATE`` (the database write lock, taken before anything
     is read) and ``COMMIT``; rolled back when anything in it raises."""
@@ -339,8 +306,9 @@ def in_transaction(connection: sqlite3.Connection, work: Callable[[], T]) -> T:
     return result
 
 
-class SqliteDatabase:
-    """Connections, transactions and migrations; the query mixins build on this."""
+class Database:
+    """The writer and the reader connection of one database; the store runs every operation
+    as one function on one of them."""
 
     def __init__(self, writer: SqliteConnection, reader: SqliteConnection) -> None:
         self._writer = writer
@@ -371,48 +339,39 @@ class SqliteDatabase:
             await self._reader.close()
         await self._writer.close()
 
-    # -- connection discipline ------------------------------------------------------------
-
-    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on the read-only connection."""
         return await self._reader.run(fn, *args)
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on the writer inside ``BEGIN IMMEDIATE`` ... ``COMMIT``,
         in one hop to the writer's thread (see ``_Worker`` for the group commit). No lock is
         needed: the writer's thread runs one function at a time."""
         return await self._writer.transact(fn, *args)
 
-    async def _fetch(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
-        return await self._read(fetchall, sql, parameters)
-
-    async def _fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
-        return await self._read(fetchone, sql, parameters)
-
-    # -- migrations -----------------------------------------------------------------------
-
     async def migrate(self) -> int:
-        await self._write(
-            _execute,
-            "CREATE TABLE IF NOT EXISTS schema_migrations"
-            " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-            (),
-        )
-        for migration in load_migrations(_DIALECT):
-            await self._write(_apply, migration)
-        return await self.schema_version()
+        """Apply the migrations not applied yet, each in a transaction of its own."""
+        await self.write(_create_migrations_table)
+        for migration in load_migrations(DIALECT):
+            await self.write(_apply, migration)
+        return await self.read(schema_version)
 
-    async def schema_version(self) -> int:
-        exists = await self._fetch_one(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-        )
-        if exists is None:
-            return 0
-        row = await self._fetch_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        return int(row[0]) if row is not None else 0
 
-    async def latest_version(self) -> int:
-        return latest_version(_DIALECT)
+def schema_version(connection: sqlite3.Connection) -> int:
+    if not fetchone(
+        connection,
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    ):
+        return 0
+    row = fetchone(connection, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+    return int(row[0]) if row is not None else 0
+
+
+def _create_migrations_table(connection: sqlite3.Connection) -> None:
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
 
 
 def _apply(connection: sqlite3.Connection, migration: Migration) -> None:
@@ -441,19 +400,3 @@ def raise_translated(
     if "invalid team name" in message:  # the trigger of migration 0006
         raise InvalidRequest(f"{TEAM_NAME_RULE}.", param="name") from exc
     raise exc
-
-
-def job_from_row(row: Row) -> Job:
-    # The columns are the Job fields in order (see JOB_COLUMN_NAMES): positional is exact.
-    values = list(row)
-    if len(values) != len(JOB_COLUMN_NAMES):
-        raise ValueError(f"a job row has {len(JOB_COLUMN_NAMES)} columns, got {len(values)}")
-    values[_REQUEST_INDEX] = VideoRequest.from_json(orjson.loads(values[_REQUEST_INDEX]))
-    return Job(*values)
-
-
-def job_row(job: Job) -> tuple[Any, ...]:
-    """The row for ``job``, in ``JOB_COLUMN_NAMES`` order."""
-    values = [getattr(job, name) for name in _JOB_FIELD_NAMES]
-    values[_REQUEST_INDEX] = orjson.dumps(job.request.to_json()).decode()
-    return tuple(values)
