@@ -232,7 +232,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "revoked-key-admitted-sqlite",
-        "gateway/store/sqlite_admission.py",
+        "gateway/store/sqlite/admission.py",
         """    _check_key_active(connection, job.key_id)\n""",
         "",
         ("tests/e2e/test_revocation.py",),

@@ -15,11 +15,11 @@ import pytest
 from gateway.domain.video_request import VideoRequest
 from gateway.errors import Conflict
 from gateway.ids import new_id
-from gateway.store.sqlite import database as sqlite_db
 from gateway.store.base import Job, Store
 from gateway.store.migrations import Migration, latest_version, load_migrations
 from gateway.store.opening import open_store
 from gateway.store.sqlite import SqliteStore, parse_sqlite_url, split_statements
+from gateway.store.sqlite import database as sqlite_db
 
 from .conftest import NOW
 

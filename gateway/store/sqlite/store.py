@@ -57,7 +57,6 @@ from gateway.store.webhook_records import (
     WebhookEndpoint,
     WebhookStats,
 )
-from gateway.store.webhook_rows import endpoint_changes
 
 T = TypeVar("T")
 
@@ -335,11 +334,8 @@ class SqliteStore:
         status: EndpointStatus | None = None,
         disabled_reason: str | None = None,
     ) -> WebhookEndpoint | None:
-        changes = endpoint_changes(
-            now=now, name=name, url=url, event_types=event_types, status=status,
-            disabled_reason=disabled_reason,
-        )  # fmt: skip
-        return await self._write(webhooks.update_endpoint, endpoint_id, changes)
+        fields = (name, url, event_types, status, disabled_reason)
+        return await self._write(webhooks.update_endpoint, endpoint_id, now, *fields)
 
     async def replace_secret(
         self,

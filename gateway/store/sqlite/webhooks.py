@@ -8,7 +8,7 @@ the same delivery, and the per-endpoint cap counts every live lease in the datab
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.domain.webhooks import event_body
@@ -19,6 +19,7 @@ from gateway.store.webhook_records import (
     DISABLED_REASON,
     EXPIRED,
     AttemptResult,
+    EndpointStatus,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -31,6 +32,7 @@ from gateway.store.webhook_rows import (
     SELECT_ENDPOINT,
     attempt_from_row,
     delivery_from_row,
+    endpoint_changes,
     endpoint_from_row,
     endpoint_row,
 )
@@ -82,10 +84,24 @@ def count_endpoints(connection: sqlite3.Connection, team_id: str) -> int:
 
 
 def update_endpoint(
-    connection: sqlite3.Connection, endpoint_id: str, changes: Mapping[str, Any]
+    connection: sqlite3.Connection,
+    endpoint_id: str,
+    now: int,
+    name: str | None,
+    url: str | None,
+    event_types: tuple[str, ...] | None,
+    status: EndpointStatus | None,
+    disabled_reason: str | None,
 ) -> WebhookEndpoint | None:
-    """Write ``changes`` (``webhook_rows.endpoint_changes``: fixed column names, never input)."""
-    fields = sorted(changes)
+    changes = endpoint_changes(
+        now=now,
+        name=name,
+        url=url,
+        event_types=event_types,
+        status=status,
+        disabled_reason=disabled_reason,
+    )
+    fields = sorted(changes)  # fixed names from endpoint_changes, never input
     return _endpoint_or_none(
         connection,
         f"UPDATE webhook_endpoints SET {', '.join(f'{f} = ?' for f in fields)}"  # noqa: S608
