@@ -8,6 +8,7 @@ against every other writer of the file; whether a stored binding refuses or is f
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import astuple
 
 from gateway.domain.idempotency import binding, is_live
 from gateway.store.base import IdempotencyKeyTaken, IdempotencyRecord, Job
@@ -32,14 +33,7 @@ def bind_idempotency_key(
         )
     connection.execute(
         f"INSERT INTO idempotency_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            record.key_id,
-            record.key,
-            record.fingerprint,
-            record.job_id,
-            record.created_at,
-            record.expires_at,
-        ),
+        astuple(record),  # the record's fields are the columns, in order
     )
 
 
