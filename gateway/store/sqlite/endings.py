@@ -27,7 +27,7 @@ from gateway.domain.outcomes import (
 )
 from gateway.store.base import Asset, Job, JobChanges
 from gateway.store.sqlite.assets import add_reference
-from gateway.store.sqlite.idempotency import forget_idempotency_keys
+from gateway.store.sqlite.idempotency import forget_idempotency_key
 from gateway.store.sqlite.money import apply_settlement
 from gateway.store.sqlite.rows import (
     JOB_COLUMNS,
@@ -108,7 +108,7 @@ def _complete_followers(
     return [(follower_id, deleted_at is not None) for follower_id, deleted_at in rows]
 
 
-def fail_followers(connection: sqlite3.Connection, leader_id: str, end: FollowerEnd) -> list[str]:
+def _fail_followers(connection: sqlite3.Connection, leader_id: str, end: FollowerEnd) -> list[str]:
     """Fail the videos that joined ``leader_id`` with its error; their ids."""
     rows = fetchall(
         connection,
@@ -140,16 +140,16 @@ def fail_job(
     condition, parameters = (
         (" AND lease_owner = ?", (owner,)) if owner else (" AND status = 'submitting'", ())
     )
-    job = end_leader(connection, job_id, end, condition, parameters)
+    job = _end_leader(connection, job_id, end, condition, parameters)
     if job is None:
         return None
-    followers = fail_followers(connection, job.id, follower_failure(end))
+    followers = _fail_followers(connection, job.id, follower_failure(end))
     ending = failure(job, followers, charge=charge, rejected=rejected, now=now)
     apply_ending(connection, job, ending, now)
     return reread(connection, job_id)
 
 
-def end_leader(
+def _end_leader(
     connection: sqlite3.Connection,
     job_id: str,
     end: LeaderEnd,
@@ -182,7 +182,7 @@ def apply_ending(connection: sqlite3.Connection, job: Job, ending: Ending, now: 
     """Write what the core decided besides the job rows: money, events, idempotency, entry."""
     apply_settlement(connection, ending.settle)
     if ending.forget_idempotency:
-        forget_idempotency_keys(connection, job.id)
+        forget_idempotency_key(connection, job.id)
     emit_video_events(connection, ending.event, ending.notify, now)
     if ending.entry == "serve":
         connection.execute(
@@ -218,10 +218,10 @@ def resolve_unknown(
         charge=charge, actor=actor, reason=reason, now=now, message=message
     )
     condition = " AND status = 'submit_unknown'"
-    job = end_leader(connection, job_id, end, condition, (), chain_json)
+    job = _end_leader(connection, job_id, end, condition, (), chain_json)
     if job is None:
         return None
-    followers = fail_followers(connection, job.id, follower_failure(end))
+    followers = _fail_followers(connection, job.id, follower_failure(end))
     ending = unknown_resolution(
         job, followers, charge=charge, amount=amount, actor=actor, reason=reason, now=now
     )

@@ -45,7 +45,7 @@ def idempotency_record(
     return stored if stored is not None and is_live(stored.expires_at, now) else None
 
 
-def forget_idempotency_keys(connection: sqlite3.Connection, job_id: str) -> None:
+def forget_idempotency_key(connection: sqlite3.Connection, job_id: str) -> None:
     """Forget the keys bound to ``job_id`` (a rejected submit: a retry may try again)."""
     connection.execute("DELETE FROM idempotency_keys WHERE job_id = ?", (job_id,))
 
