@@ -12,6 +12,7 @@ import pytest
 from gateway.domain.budgets import ORG_ID, Window
 from gateway.store.base import BudgetLimit
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle, wait_for
+from tests.raw_sql import fetch_rows
 
 PRICE = 565_000  # doubao-seedance-2-0-fast-260128, 720p, 5 s: 0.113 USD/s x 5
 BODY = {"model": FAST_MODEL, "prompt": "Budgeted"}
@@ -34,10 +35,13 @@ def counters(
     gateway: GatewayHandle, scope: str, scope_id: str, window: str = "total"
 ) -> dict[str, int]:
     async def read() -> dict[str, int]:
-        rows = await gateway.store._fetch(
+        rows = await fetch_rows(
+            gateway.store,
             "SELECT reserved, spent FROM budget_counters WHERE scope = ? AND scope_id = ?"
             " AND window_kind = ?",
-            (scope, scope_id, window),
+            scope,
+            scope_id,
+            window,
         )
         return {"reserved": sum(r[0] for r in rows), "spent": sum(r[1] for r in rows)}
 

@@ -10,6 +10,7 @@ import openai
 
 from tests.conftest import FAST_MODEL, GatewayHandle, SandboxHandle, wait_for
 from tests.e2e.lost_answers import DroppingProxy
+from tests.raw_sql import fetch_rows
 
 BODY = {"model": FAST_MODEL, "prompt": "A paper boat", "seconds": "5"}
 
@@ -105,9 +106,10 @@ def test_sdk_retry_after_a_dropped_answer_gets_the_same_video(
     )
     team = gateway.server.call(gateway.store.team_by_name("team-sdk"))
     rows = gateway.server.call(
-        gateway.store._fetch(
+        fetch_rows(
+            gateway.store,
             "SELECT COUNT(*) FROM ledger WHERE kind = 'charge' AND scope = 'team' AND scope_id = ?",
-            (team.id,),
+            team.id,
         )
     )
     assert rows[0][0] == 1

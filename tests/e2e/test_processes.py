@@ -21,6 +21,7 @@ from gateway.store.base import BudgetLimit
 from gateway.store.opening import open_store
 from tests.conftest import FAST_MODEL, SandboxHandle, wait_for
 from tests.processes import GatewayProcess, start_worker, write_config
+from tests.raw_sql import fetch_rows
 from tests.sdk import sdk_client
 from tests.store.conftest import postgres_database, run_aside  # noqa: F401
 
@@ -329,10 +330,11 @@ def test_crash_between_send_and_record_keeps_the_money_until_resolved(
     assert run_store(tmp_path, lambda s: s.audit(), url) == []
     notes = run_store(
         tmp_path,
-        lambda s: s._fetch(
+        lambda s: fetch_rows(
+            s,
             "SELECT DISTINCT kind, actor, reason FROM ledger WHERE job_id = "
             + ("?" if url is None else "$1"),
-            *([(job.id,)] if url is None else [job.id]),
+            job.id,
         ),
         url,
     )

@@ -11,6 +11,7 @@ import pytest
 from gateway.domain.budgets import period_of
 from gateway.errors import BudgetExceeded
 from gateway.store.base import BudgetLimit
+from tests.raw_sql import fetch_rows
 from tests.services.conftest import MakeWorld
 
 PRICE = 565_000  # fast model, 720p, 5 s
@@ -21,10 +22,13 @@ def at(text: str) -> float:
 
 
 async def counter(world, window: str, period: str) -> tuple[int, int]:
-    rows = await world.store._fetch(
+    rows = await fetch_rows(
+        world.store,
         "SELECT reserved, spent FROM budget_counters WHERE scope = 'team' AND scope_id = ?"
         " AND window_kind = ? AND period = ?",
-        (world.principal.team_id, window, period),
+        world.principal.team_id,
+        window,
+        period,
     )
     return (rows[0][0], rows[0][1]) if rows else (0, 0)
 
