@@ -7,8 +7,12 @@ run as a page in the gateway's origin."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from gateway.domain.ranges import RangeNotSatisfiable, etag_matches, parse_range
 from gateway.errors import InvalidRequest, UnsatisfiableRange, UnsupportedFeature
@@ -92,9 +96,60 @@ def stored_response(request: Request, content: StoredContent, variant: Variant) 
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(
+    return ContentResponse(
         content.read(start, end), status_code=status, headers=headers, media_type=media_type
     )
+
+
+class ContentResponse(Response):
+    """A body streamed from an async iterator, without a task per response.
+
+    Starlette's ``StreamingResponse`` starts a task group and a disconnect listener for every
+    response under uvicorn (ASGI 2.3): about a third of the CPU of serving a 1 MiB video that
+    is read in one chunk. Here the listener starts only when a second chunk comes (a long
+    body), so a disconnected client still stops the reads of a large video."""
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str,
+    ) -> None:
+        self.chunks = chunks
+        super().__init__(status_code=status_code, headers=headers, media_type=media_type)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        listener: asyncio.Task[None] | None = None
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            sent = 0
+            async for chunk in self.chunks:
+                if sent == 1:
+                    listener = asyncio.ensure_future(_until_disconnect(receive))
+                elif listener is not None and listener.done():
+                    return  # the client went away: stop reading
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += 1
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if listener is not None:
+                listener.cancel()
+            aclose = getattr(self.chunks, "aclose", None)  # close the file (or S3 body) now
+            if aclose is not None:
+                await aclose()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def content_disposition(video_id: str, extension: str, *, inline: bool) -> str:
