@@ -273,6 +273,9 @@ async def seed_postgres(
                     records=keys,
                     columns=["id", "team_id", "name", "key_hash", "prefix", "created_at"],
                 )
+            # The asset totals' trigger (migration 0009) would run once per copied row at
+            # COMMIT; the totals are recounted below instead.
+            await db.execute("ALTER TABLE assets DISABLE TRIGGER asset_totals_change")
             for batch in videos(who, start, count, total, now):
                 await db.copy_records_to_table(
                     "jobs",
@@ -294,6 +297,12 @@ async def seed_postgres(
                 )
             for statement in RECOUNT:
                 await db.execute(statement)
+            await db.execute("ALTER TABLE assets ENABLE TRIGGER asset_totals_change")
+            await db.execute("DELETE FROM asset_totals")
+            await db.execute(
+                "INSERT INTO asset_totals (shard, objects, bytes)"
+                " SELECT 0, COUNT(*), COALESCE(SUM(size), 0) FROM assets"
+            )
         await db.execute("ANALYZE")
     finally:
         await db.close()

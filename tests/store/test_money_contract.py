@@ -457,6 +457,32 @@ async def test_metrics_snapshot(store: Store, key: ApiKey, team: Team) -> None:
     }
 
 
+async def test_stored_totals_follow_every_asset_change(store: Store, key: ApiKey) -> None:
+    """The stored bytes/objects gauges are kept by the database as assets come and go (a scrape
+    no longer sums the table): shared assets count once, released ones leave the totals."""
+    other = Asset(hashlib.sha256(b"other").hexdigest(), 777, "video/mp4")
+
+    async def totals() -> tuple[int, int]:
+        snapshot = await store.metrics_snapshot(T)
+        return snapshot.stored_bytes, snapshot.stored_objects
+
+    assert await totals() == (0, 0)
+    first = (await admit(store, key)).job
+    await run_to_completion(store, first, charge=500_000)
+    second = (await admit(store, key)).job
+    await run_to_completion(store, second, charge=500_000)  # the same video and frame
+    assert await totals() == (VIDEO.size + FRAME.size, 2)
+    third = (await admit(store, key)).job
+    await run_to_completion(store, third, charge=500_000, video=other, last_frame=None)
+    assert await totals() == (VIDEO.size + FRAME.size + other.size, 3)
+    assert await store.delete_job(first.id, key.team_id, int(T) + 200) is not None
+    assert await totals() == (VIDEO.size + FRAME.size + other.size, 3)  # still referenced
+    assert await store.delete_job(second.id, key.team_id, int(T) + 200) is not None
+    assert await totals() == (other.size, 1)
+    assert await store.delete_job(third.id, key.team_id, int(T) + 200) is not None
+    assert await totals() == (0, 0)
+
+
 async def claimed(store: Store, job: Job) -> None:
     await store.update_job(job.id, {"status": "in_progress", "next_check_at": T})
     assert await store.claim_due_jobs(owner="runner", now=T, lease_seconds=LEASE, limit=10)
