@@ -126,8 +126,12 @@ class JobSettings:
     lease_seconds: float = 60.0
     # How long an idle runner waits before looking for due jobs again.
     idle_seconds: float = 0.5
-    # Upstream polls and downloads in flight at once, per runner.
+    # Upstream polls and downloads in flight at once, per runner. The poll limit sizes itself:
+    # it starts at poll_concurrency and doubles (up to poll_concurrency_max) while due jobs
+    # wait more than 0.5 s for a slot, and halves when the upstream answers 429. Set both
+    # equal to pin it (docs/operations.md, "Sizing the runner").
     poll_concurrency: int = 16
+    poll_concurrency_max: int = 256
     download_concurrency: int = 4
     # Poll back-off: first delay, growing 2.5x per poll, capped at the maximum.
     poll_min_seconds: float = 2.0

@@ -19,3 +19,28 @@ def next_delay(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return delay
+
+
+# The poll limit grows when the oldest due job a full claim found was this late.
+LATE_SECONDS = 0.5
+# ... at most this often: a grown limit needs a few seconds to drain the backlog it found.
+GROW_INTERVAL_SECONDS = 2.0
+
+
+def grown_poll_limit(
+    limit: int, *, ceiling: int, lateness: float, claim_was_full: bool, since_grown: float
+) -> int:
+    """The runner's poll limit after a claim: doubled (up to ``ceiling``) when the claim took
+    every free slot and its oldest job was already late by more than ``LATE_SECONDS`` (more
+    jobs are due than the polls in flight keep up with: ``limit / upstream latency`` polls a
+    second), otherwise unchanged. The limit is a ceiling on polls in flight, not a pace: a high
+    one costs nothing while few jobs are due."""
+    if claim_was_full and lateness > LATE_SECONDS and since_grown >= GROW_INTERVAL_SECONDS:
+        return min(ceiling, limit * 2)
+    return limit
+
+
+def shrunk_poll_limit(limit: int, *, floor: int) -> int:
+    """The poll limit after the upstream answered a poll with 429: halved, never below
+    ``floor`` (additive growth back only when jobs fall late again)."""
+    return max(floor, limit // 2)

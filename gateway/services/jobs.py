@@ -37,6 +37,7 @@ from gateway.services.downloads import (
 from gateway.services.events import JobEvents
 from gateway.services.job_changes import finished_upstream_changes, release
 from gateway.services.maintenance import Maintenance
+from gateway.services.pacing import PollLimit, wait_any
 from gateway.settings import JobSettings, StorageSettings
 from gateway.store.base import (
     TERMINAL_STATUSES,
@@ -91,7 +92,7 @@ class JobRunner:
         self._retention_days = retention_days
         self._clock = clock
         self.owner = owner or runner_id()
-        self._polls = asyncio.Semaphore(settings.poll_concurrency)
+        self._polls = PollLimit(settings.poll_concurrency, settings.poll_concurrency_max, clock)
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         self.maintenance = Maintenance(
             store,
@@ -112,7 +113,7 @@ class JobRunner:
 
     @property
     def capacity(self) -> int:
-        return self._settings.poll_concurrency + self._settings.download_concurrency
+        return self._polls.limit + self._settings.download_concurrency
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -134,6 +135,7 @@ class JobRunner:
                     await self.maintenance.run()
                 free = self.capacity - len(in_flight)
                 claimed = await self._claim(free) if free > 0 else []
+                self._polls.after_claim(claimed, free)
             except Exception:
                 log.exception("job runner tick failed")
                 claimed = []
@@ -142,7 +144,7 @@ class JobRunner:
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if not claimed:
-                await _wait_any(stop, in_flight, self._settings.idle_seconds)
+                await wait_any(stop, in_flight, self._settings.idle_seconds)
         await self._drain(in_flight)
 
     async def _drain(self, in_flight: set[asyncio.Task[None]]) -> None:
@@ -227,6 +229,7 @@ class JobRunner:
             async with self._polls:
                 polled = await self._upstream.poll(job.upstream_id)
         except RateLimited as exc:
+            self._polls.rate_limited()
             retry_after = min(exc.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS)
             await self._reschedule(job, attempts=job.attempts, retry_after=retry_after)
             return
@@ -476,12 +479,3 @@ class JobRunner:
             team = await self._store.team_by_id(done.team_id)
             self._events.remember_team(done.team_id, team.name if team else done.team_id)
         self._events.completed(done, done.charged_micros or 0, now)
-
-
-async def _wait_any(stop: asyncio.Event, tasks: set[asyncio.Task[None]], seconds: float) -> None:
-    """Sleep until ``stop`` is set, a task finishes, or ``seconds`` pass."""
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({stopper, *tasks}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
