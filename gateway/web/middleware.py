@@ -40,6 +40,10 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, looked up once: ``labels()`` takes a lock and validates its
+        # values on every call. Keys are bounded: route templates x methods x statuses.
+        self._counted: dict[tuple[str, str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,19 +80,42 @@ class RequestContextMiddleware:
             template = getattr(route, "path", None) or UNMATCHED
             duration = (answered_at or time.perf_counter()) - started
             if self.metrics is not None:
-                self.metrics.http_requests.labels(template, scope["method"], str(status)).inc()
-                self.metrics.http_duration.labels(template).observe(duration)
-            extra: dict[str, Any] = {
-                "request_id": request_id,
-                "method": scope["method"],
-                "route": template,
-                "status": status,
-                "duration_ms": round(duration * 1000, 2),
-            }
-            for name in LOGGED_STATE:
-                if state.get(name) is not None:
-                    extra[name] = state[name]
-            access_log.info("request", extra=extra)
+                self._count(template, scope["method"], status, duration)
+            if access_log.isEnabledFor(logging.INFO):  # the line's fields only when written
+                _log_request(request_id, scope["method"], template, status, duration, state)
+
+    def _count(self, template: str, method: str, status: int, duration: float) -> None:
+        assert self.metrics is not None
+        counter = self._counted.get((template, method, status))
+        if counter is None:
+            counter = self.metrics.http_requests.labels(template, method, str(status))
+            self._counted[(template, method, status)] = counter
+        timer = self._timed.get(template)
+        if timer is None:
+            timer = self._timed[template] = self.metrics.http_duration.labels(template)
+        counter.inc()
+        timer.observe(duration)
+
+
+def _log_request(
+    request_id: str,
+    method: str,
+    template: str,
+    status: int,
+    duration: float,
+    state: dict[str, Any],
+) -> None:
+    extra: dict[str, Any] = {
+        "request_id": request_id,
+        "method": method,
+        "route": template,
+        "status": status,
+        "duration_ms": round(duration * 1000, 2),
+    }
+    for name in LOGGED_STATE:
+        if state.get(name) is not None:
+            extra[name] = state[name]
+    access_log.info("request", extra=extra)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
