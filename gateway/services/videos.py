@@ -30,6 +30,9 @@ log = logging.getLogger("gateway.videos")
 Variant = Literal["video", "last_frame"]
 
 
+MEDIA_CACHE_SIZE = 10_000  # asset keys whose probed figures are kept in memory
+
+
 @dataclass(frozen=True, slots=True)
 class StoredContent:
     """A stored video or last frame, ready to be read (whole or by byte range)."""
@@ -56,6 +59,10 @@ class VideoService:
         self._blobs = blobs
         self._settings = settings
         self._clock = clock
+        # Probed figures by asset key. An asset is named by its bytes' sha256, so its figures
+        # never change once known: a status poll of a finished video then reads only its job
+        # row (one database hop, not two). Only found figures are kept; bounded by clearing.
+        self._media: dict[str, MediaFacts] = {}
 
     async def get(self, principal: Principal, video_id: str) -> Job:
         """The job as the team sees it, refreshed from upstream when running and stale.
@@ -118,10 +125,15 @@ class VideoService:
     async def media_of(self, jobs: Sequence[Job]) -> dict[str, MediaFacts]:
         """The probed figures of these jobs' stored videos, by job id (one query)."""
         keys = {job.id: job.video_asset for job in jobs if job.video_asset is not None}
-        if not keys:
-            return {}
-        found = await self._store.asset_media(set(keys.values()))
-        return {job_id: found[key] for job_id, key in keys.items() if key in found}
+        known = {key: self._media[key] for key in keys.values() if key in self._media}
+        missing = set(keys.values()) - known.keys()
+        if missing:
+            found = await self._store.asset_media(missing)
+            if len(self._media) + len(found) > MEDIA_CACHE_SIZE:
+                self._media.clear()
+            self._media.update(found)
+            known.update(found)
+        return {job_id: known[key] for job_id, key in keys.items() if key in known}
 
     async def delete(self, principal: Principal, video_id: str) -> None:
         job = await self._visible(principal, video_id)
