@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import errno
 import json
+import logging
 import os
 import socket
 import sys
@@ -296,6 +297,16 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(go())
 
 
+def lower_priority(increment: int) -> None:
+    """Background work yields the CPU to the API: raise this process's nice value (a no-op
+    where there is none; never an error: a bounded share is a preference, not a requirement)."""
+    if increment > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(min(increment, 19))
+        except OSError as exc:
+            logging.getLogger("gateway").warning("could not lower the worker's priority: %s", exc)
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
@@ -307,6 +318,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
     check_settings(settings)
     configure_logging(settings.log.level, settings.log.format)
+    lower_priority(settings.jobs.worker_nice)
     settle_heap()  # see gateway/gc_tuning.py
 
     async def go() -> int:

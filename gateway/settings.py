@@ -122,6 +122,10 @@ class JobSettings:
     poll_after_ms: int = 5000
     # Run the background job runner inside `gateway serve` (false when `gateway worker` runs it).
     runner: bool = True
+    # `gateway worker` lowers its own CPU priority by this much (Unix nice, 0..19) at start, so
+    # on a core it shares with `gateway serve` the API is served first and persistence takes
+    # what is left (it falls behind under a saturating API load and catches up after).
+    worker_nice: int = 10
     # How long a runner owns a claimed job before another runner may take it over.
     lease_seconds: float = 60.0
     # How long an idle runner waits before looking for due jobs again.
