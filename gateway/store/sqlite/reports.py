@@ -27,7 +27,7 @@ def metrics_snapshot(connection: sqlite3.Connection, now: float) -> MetricsSnaps
         " WHERE scope = 'org' AND window_kind = 'total'",
     )
     # Kept by triggers (migration 0009): O(1) in the number of videos, not a scan.
-    stored = fetchone(connection, "SELECT bytes, objects FROM asset_totals WHERE id = 1")
+    stored = fetchone(connection, "SELECT bytes, objects FROM asset_totals WHERE shard = 0")
     return MetricsSnapshot(
         jobs_by_state=gauge_counts((row[0], row[1]) for row in rows),
         reserved_micros=int(reserved[0]) if reserved else 0,
