@@ -27,6 +27,7 @@ class PollLimit:
         self._in_use = 0
         self._changed = asyncio.Condition()
         self._grown_at = float("-inf")
+        self._waking: set[asyncio.Task[None]] = set()  # referenced until done (asyncio's rule)
 
     async def __aenter__(self) -> None:
         async with self._changed:
@@ -59,7 +60,9 @@ class PollLimit:
         if grown != self.limit:
             log.info("poll limit grown", extra={"poll_limit": grown, "was": self.limit})
             self.limit, self._grown_at = grown, now
-            asyncio.get_running_loop().create_task(self._wake())
+            task = asyncio.get_running_loop().create_task(self._wake())
+            self._waking.add(task)
+            task.add_done_callback(self._waking.discard)
 
     def rate_limited(self) -> None:
         """The upstream answered a poll with 429: poll less at once."""
