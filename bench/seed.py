@@ -255,6 +255,16 @@ def seed_sqlite(url: str, who: Principals | None, start: int, count: int, total:
 # -- PostgreSQL -----------------------------------------------------------------------------
 
 
+async def recount_asset_totals(db: asyncpg.Connection) -> None:
+    """Turn the totals' trigger back on and set the totals to what the assets hold."""
+    await db.execute("ALTER TABLE assets ENABLE TRIGGER asset_totals_change")
+    await db.execute("DELETE FROM asset_totals")
+    await db.execute(
+        "INSERT INTO asset_totals (shard, objects, bytes)"
+        " SELECT 0, COUNT(*), COALESCE(SUM(size), 0) FROM assets"
+    )
+
+
 async def seed_postgres(
     url: str, who: Principals | None, start: int, count: int, total: int
 ) -> Principals:
@@ -297,12 +307,7 @@ async def seed_postgres(
                 )
             for statement in RECOUNT:
                 await db.execute(statement)
-            await db.execute("ALTER TABLE assets ENABLE TRIGGER asset_totals_change")
-            await db.execute("DELETE FROM asset_totals")
-            await db.execute(
-                "INSERT INTO asset_totals (shard, objects, bytes)"
-                " SELECT 0, COUNT(*), COALESCE(SUM(size), 0) FROM assets"
-            )
+            await recount_asset_totals(db)
         await db.execute("ANALYZE")
     finally:
         await db.close()
