@@ -78,9 +78,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "token-tail-in-access-log",
         "gateway/web/middleware.py",
-        """            access_log.info("request", extra=extra)""",
-        """            extra["auth"] = dict(scope["headers"]).get(b"authorization", b"")[-12:].decode()
-            access_log.info("request", extra=extra)""",
+        """    access_log.info("request", extra=extra)""",
+        """    extra["auth"] = dict(scope["headers"]).get(b"authorization", b"")[-12:].decode()
+    access_log.info("request", extra=extra)""",
         ("tests/e2e/test_observability.py::test_secrets_never_leak",),
         "the access log keeps the last 12 characters of the bearer token",
     ),

@@ -82,7 +82,7 @@ class RequestContextMiddleware:
             if self.metrics is not None:
                 self._count(template, scope["method"], status, duration)
             if access_log.isEnabledFor(logging.INFO):  # the line's fields only when written
-                _log_request(request_id, scope["method"], template, status, duration, state)
+                _log_request(scope, request_id, template, status, duration)
 
     def _count(self, template: str, method: str, status: int, duration: float) -> None:
         assert self.metrics is not None
@@ -98,16 +98,13 @@ class RequestContextMiddleware:
 
 
 def _log_request(
-    request_id: str,
-    method: str,
-    template: str,
-    status: int,
-    duration: float,
-    state: dict[str, Any],
+    scope: Scope, request_id: str, template: str, status: int, duration: float
 ) -> None:
+    """The request's one access-log line: never the key itself, only its id."""
+    state: dict[str, Any] = scope["state"]
     extra: dict[str, Any] = {
         "request_id": request_id,
-        "method": method,
+        "method": scope["method"],
         "route": template,
         "status": status,
         "duration_ms": round(duration * 1000, 2),
