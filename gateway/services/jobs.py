@@ -38,6 +38,7 @@ from gateway.services.events import JobEvents
 from gateway.services.job_changes import finished_upstream_changes, release
 from gateway.services.maintenance import Maintenance
 from gateway.services.pacing import PollLimit, wait_any
+from gateway.services.stepping import Stepping
 from gateway.settings import JobSettings, StorageSettings
 from gateway.store.base import (
     TERMINAL_STATUSES,
@@ -103,6 +104,7 @@ class JobRunner:
             purge_after_days=self._storage.failed_retention_days,
         )
         self._chains = ChainStep(self)
+        self._stepping = Stepping()
 
     def _unreachable_after(self) -> float:
         """A job whose polls fail past its deadline (plus a few polls' grace) is given up."""
@@ -120,7 +122,7 @@ class JobRunner:
     async def run_once(self, limit: int | None = None) -> int:
         """Claim the due jobs (up to ``limit``), take each one step further, wait for all."""
         jobs = await self._claim(limit or self.capacity)
-        await asyncio.gather(*(self.step(job) for job in jobs))
+        await asyncio.gather(*(self._stepping.start(job, self.step) for job in jobs))
         return len(jobs)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -140,7 +142,7 @@ class JobRunner:
                 log.exception("job runner tick failed")
                 claimed = []
             for job in claimed:
-                task = asyncio.create_task(self.step(job))
+                task = self._stepping.start(job, self.step)
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if not claimed:
@@ -158,12 +160,23 @@ class JobRunner:
             await asyncio.wait(pending, timeout=5)
 
     async def _claim(self, limit: int) -> list[Job]:
-        return await self._store.claim_due_jobs(
+        """The due jobs to step: never one this process is stepping already (``Stepping``)."""
+        before = self._stepping.running()
+        claimed = await self._store.claim_due_jobs(
             owner=self.owner,
             now=self._clock(),
             lease_seconds=self._settings.lease_seconds,
             limit=limit,
         )
+        fresh, ended = self._stepping.sort(claimed, before)
+        for job in ended:  # due again now, claimed afresh (a current row) on the next tick
+            try:
+                await self._store.update_leased_job(
+                    job.id, owner=self.owner, changes={"lease_owner": None, "locked_until": None}
+                )
+            except Exception:
+                log.exception("giving back a lease failed", extra={"job_id": job.id})
+        return fresh
 
     # -- one step of one job --------------------------------------------------------------
 
