@@ -30,8 +30,8 @@ from gateway.domain.video_request import VideoRequest
 from gateway.ids import new_id
 from gateway.store.base import Job
 from gateway.store.opening import open_store
-from gateway.store.postgres_db import JOB_COLUMN_NAMES as PG_JOB_COLUMNS
-from gateway.store.postgres_db import job_row as pg_job_row
+from gateway.store.postgres.rows import JOB_COLUMN_NAMES as PG_JOB_COLUMNS
+from gateway.store.postgres.rows import job_row as pg_job_row
 from gateway.store.sqlite import parse_sqlite_url
 from gateway.store.sqlite.rows import INSERT_JOB as SQLITE_INSERT_JOB
 from gateway.store.sqlite.rows import job_row as sqlite_job_row

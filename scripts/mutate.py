@@ -94,7 +94,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "expired-leases-never-reclaimed-postgresql",
-        "gateway/store/postgres_runner.py",
+        "gateway/store/postgres/leases.py",
         """(locked_until IS NULL OR locked_until < $3)""",
         """(locked_until IS NULL OR locked_until < $3 - 1000000000)""",
         ("tests/e2e/test_replicas.py::test_killing_the_lease_holder_mid_download_loses_nothing",),
@@ -224,7 +224,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "budget-lines-not-locked-postgresql",
-        "gateway/store/postgres_money.py",
+        "gateway/store/postgres/money.py",
         """(" FOR UPDATE" if lock else "")""",
         """("" if lock else "")""",
         ("tests/store/test_money_contract.py", "tests/store/test_postgres.py"),

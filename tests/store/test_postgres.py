@@ -16,11 +16,11 @@ import pytest
 
 from gateway.domain.budgets import ORG_ID, ScopeRef, scopes_for
 from gateway.errors import BudgetExceeded
-from gateway.store import postgres_db
 from gateway.store.base import Admission, ApiKey, BudgetLimit, Job, Store
 from gateway.store.migrations import Migration, latest_version, load_migrations
 from gateway.store.opening import open_store
 from gateway.store.postgres import PostgresStore
+from gateway.store.postgres import database as postgres_db
 
 from .conftest import NOW, StoreTarget, ThrowawayDatabase
 from .test_money_contract import FRAME, PRICE, VIDEO, T, admit, plan, run_to_completion

@@ -26,11 +26,11 @@ from gateway.domain.traffic import (
     rate_decision,
     rate_refusal,
 )
-from gateway.store.base import AdmissionPlan, TrafficLimit
-from gateway.store.postgres_db import PostgresDatabase
+from gateway.store.postgres.rows import changed_one
+from gateway.store.records import AdmissionPlan, TrafficLimit
 
 if TYPE_CHECKING:
-    from gateway.store.postgres_db import Connection
+    from gateway.store.postgres.database import Connection, Executor
 
 # First key of pg_advisory_xact_lock(int, int) for in-flight counts ("gw" + 2); the second is
 # the hash of the team's or key's id (ids carry their kind, so teams and keys never collide).
@@ -47,45 +47,44 @@ _COUNT_IN_FLIGHT = (
 _OWNER_COLUMN: Mapping[str, str] = {"team": "team_id", "key": "key_id"}
 
 
-class TrafficQueries(PostgresDatabase):
-    async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
-        row = await self._fetch_one(
-            "INSERT INTO traffic_limits AS t (scope, scope_id, max_in_flight_jobs,"
-            " requests_per_minute, updated_at) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (scope, scope_id) DO UPDATE SET"
-            " max_in_flight_jobs = COALESCE(excluded.max_in_flight_jobs, t.max_in_flight_jobs),"
-            " requests_per_minute = COALESCE(excluded.requests_per_minute,"
-            " t.requests_per_minute), updated_at = excluded.updated_at"
-            " RETURNING scope, scope_id, max_in_flight_jobs, requests_per_minute",
-            limit.scope,
-            limit.scope_id,
-            limit.max_in_flight_jobs,
-            limit.requests_per_minute,
-            now,
-        )
-        assert row is not None  # an upsert always returns its row
-        return TrafficLimit(*row)
-
-    async def clear_traffic_limit(self, scope: TrafficScope, scope_id: str) -> bool:
-        tag = await self._execute(
-            "DELETE FROM traffic_limits WHERE scope = $1 AND scope_id = $2", scope, scope_id
-        )
-        return tag == "DELETE 1"
-
-    async def list_traffic_limits(
-        self, scope: TrafficScope | None = None, scope_id: str | None = None
-    ) -> list[TrafficLimit]:
-        sql, parameters = _SELECT_LIMITS, [scope, scope_id]
-        sql += " WHERE ($1::text IS NULL OR scope = $1) AND ($2::text IS NULL OR scope_id = $2)"
-        rows = await self._fetch(sql + " ORDER BY scope DESC, scope_id", *parameters)
-        return [TrafficLimit(*row) for row in rows]
-
-    async def in_flight_jobs(self, scope: TrafficScope, scope_id: str) -> int:
-        row = await self._fetch_one(_COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), scope_id)
-        return int(row[0]) if row else 0
+async def set_traffic_limit(db: Executor, limit: TrafficLimit, now: int) -> TrafficLimit:
+    row = await db.fetchrow(
+        "INSERT INTO traffic_limits AS t (scope, scope_id, max_in_flight_jobs,"
+        " requests_per_minute, updated_at) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (scope, scope_id) DO UPDATE SET"
+        " max_in_flight_jobs = COALESCE(excluded.max_in_flight_jobs, t.max_in_flight_jobs),"
+        " requests_per_minute = COALESCE(excluded.requests_per_minute,"
+        " t.requests_per_minute), updated_at = excluded.updated_at"
+        " RETURNING scope, scope_id, max_in_flight_jobs, requests_per_minute",
+        limit.scope,
+        limit.scope_id,
+        limit.max_in_flight_jobs,
+        limit.requests_per_minute,
+        now,
+    )
+    assert row is not None  # an upsert always returns its row
+    return TrafficLimit(*row)
 
 
-# -- run inside the admission transaction ---------------------------------------------------
+async def clear_traffic_limit(db: Executor, scope: TrafficScope, scope_id: str) -> bool:
+    tag = await db.execute(
+        "DELETE FROM traffic_limits WHERE scope = $1 AND scope_id = $2", scope, scope_id
+    )
+    return changed_one(tag)
+
+
+async def list_traffic_limits(
+    db: Executor, scope: TrafficScope | None, scope_id: str | None
+) -> list[TrafficLimit]:
+    sql, parameters = _SELECT_LIMITS, [scope, scope_id]
+    sql += " WHERE ($1::text IS NULL OR scope = $1) AND ($2::text IS NULL OR scope_id = $2)"
+    rows = await db.fetch(sql + " ORDER BY scope DESC, scope_id", *parameters)
+    return [TrafficLimit(*row) for row in rows]
+
+
+async def in_flight_jobs(db: Executor, scope: TrafficScope, scope_id: str) -> int:
+    row = await db.fetchrow(_COUNT_IN_FLIGHT.format(column=_OWNER_COLUMN[scope]), scope_id)
+    return int(row[0]) if row else 0
 
 
 async def traffic_limits(
