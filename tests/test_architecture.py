@@ -200,3 +200,12 @@ def test_an_adapter_is_one_flat_class_of_short_methods(name: str):
 
 def _is_docstring(statement: ast.stmt) -> bool:
     return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+
+
+def test_the_port_never_imports_an_adapter():
+    """Of the shared store modules only ``opening.py`` names the adapter packages (and imports
+    one, lazily, when a URL asks for it)."""
+    adapters = tuple(f"gateway.store.{name}" for name in ADAPTERS)
+    for path in (PACKAGE / "store").glob("*.py"):
+        if path.name != "opening.py":
+            assert not any(n.startswith(adapters) for n in imports_of(path)), path.name
