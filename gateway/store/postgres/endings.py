@@ -27,14 +27,13 @@ from gateway.domain.outcomes import (
     unknown_resolution_end,
 )
 from gateway.store.postgres.assets import add_references
-from gateway.store.postgres.idempotency import forget_idempotency_key
+from gateway.store.postgres.idempotency import forget_idempotency_keys
 from gateway.store.postgres.money import apply_settlement
 from gateway.store.postgres.rows import (
     JOB_COLUMNS,
-    SELECT_JOB,
     job_assignments,
-    job_from_row,
     job_or_none,
+    reread,
 )
 from gateway.store.postgres.webhooks import emit_video_events
 from gateway.store.records import Asset, Job, JobChanges
@@ -65,7 +64,7 @@ async def complete_job(
     ending = completion(job, followers, stored=video is not None, charge=charge, now=now)
     files = [asset for asset in (video, last_frame) if asset is not None]
     await apply_ending(connection, job, ending, now, files * ending.references)
-    return await _reread(connection, job_id)
+    return await reread(connection, job_id)
 
 
 def _key(asset: Asset | None) -> str | None:
@@ -111,13 +110,13 @@ async def fail_job(
     condition, parameters = (
         (" AND lease_owner = $8", (owner,)) if owner else (" AND status = 'submitting'", ())
     )
-    job = await _end_leader(connection, job_id, end, condition, parameters)
+    job = await end_leader(connection, job_id, end, condition, parameters)
     if job is None:
         return None
-    followers = await _fail_followers(connection, job.id, follower_failure(end))
+    followers = await fail_followers(connection, job.id, follower_failure(end))
     ending = failure(job, followers, charge=charge, rejected=rejected, now=now)
     await apply_ending(connection, job, ending, now)
-    return await _reread(connection, job_id)
+    return await reread(connection, job_id)
 
 
 async def resolve_unknown(
@@ -136,15 +135,15 @@ async def resolve_unknown(
         charge=charge, actor=actor, reason=reason, now=now, message=message
     )
     condition = " AND status = 'submit_unknown'"
-    job = await _end_leader(connection, job_id, end, condition, (), chain_json)
+    job = await end_leader(connection, job_id, end, condition, (), chain_json)
     if job is None:
         return None
-    followers = await _fail_followers(connection, job.id, follower_failure(end))
+    followers = await fail_followers(connection, job.id, follower_failure(end))
     ending = unknown_resolution(
         job, followers, charge=charge, amount=amount, actor=actor, reason=reason, now=now
     )
     await apply_ending(connection, job, ending, now)
-    return await _reread(connection, job_id)
+    return await reread(connection, job_id)
 
 
 async def attach_upstream_id(db: Executor, job_id: str, upstream_id: str, now: float) -> Job | None:
@@ -162,7 +161,7 @@ async def attach_upstream_id(db: Executor, job_id: str, upstream_id: str, now: f
     return job_or_none(row)
 
 
-async def _end_leader(
+async def end_leader(
     connection: Connection,
     job_id: str,
     end: LeaderEnd,
@@ -210,7 +209,7 @@ async def _complete_followers(
     return [(row[0], row[1] is not None) for row in rows]
 
 
-async def _fail_followers(connection: Connection, leader_id: str, end: FollowerEnd) -> list[str]:
+async def fail_followers(connection: Connection, leader_id: str, end: FollowerEnd) -> list[str]:
     """Fail the videos that joined ``leader_id`` with its error; their ids."""
     rows = await connection.fetch(
         "UPDATE jobs SET status = $2, error_code = $3, error_message = $4, completed_at = $5,"  # noqa: S608 - constant lists
@@ -234,7 +233,7 @@ async def apply_ending(
     await add_references(connection, files, int(now))
     await apply_settlement(connection, ending.settle)
     if ending.forget_idempotency:
-        await forget_idempotency_key(connection, job.id)
+        await forget_idempotency_keys(connection, job.id)
     await _update_entry(connection, job, ending)
 
 
@@ -261,9 +260,3 @@ async def _update_entry(connection: Connection, job: Job, ending: Ending) -> Non
         await connection.execute(
             "DELETE FROM cache_entries WHERE key = $1 AND leader_id = $2", job.cache_key, job.id
         )
-
-
-async def _reread(connection: Connection, job_id: str) -> Job:
-    row = await connection.fetchrow(SELECT_JOB + " WHERE id = $1", job_id)
-    assert row is not None  # changed in this very transaction
-    return job_from_row(row)

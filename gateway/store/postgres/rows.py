@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
 
 from gateway.domain.video_request import VideoRequest
 from gateway.store.records import UPDATABLE_JOB_FIELDS, Job, JobChanges
+
+if TYPE_CHECKING:
+    from gateway.store.postgres.database import Connection
 
 # The jobs columns are the ``Job`` fields, with ``request`` stored as ``request_json``.
 JOB_COLUMN_NAMES = tuple(
@@ -80,6 +83,13 @@ def job_from_row(row: asyncpg.Record) -> Job:
 
 def job_or_none(row: asyncpg.Record | None) -> Job | None:
     return job_from_row(row) if row is not None else None
+
+
+async def reread(connection: Connection, job_id: str) -> Job:
+    """The job as this transaction left it (it changed the row, so the row exists)."""
+    row = await connection.fetchrow(SELECT_JOB + " WHERE id = $1", job_id)
+    assert row is not None  # changed in this very transaction
+    return job_from_row(row)
 
 
 def job_row(job: Job) -> list[Any]:

@@ -209,18 +209,14 @@ async def record_attempt(
     if row is None:
         return None
     endpoint_id = row[0]
-    await connection.execute(
-        f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        attempt.delivery_id,
-        attempt.attempt,
-        attempt.started_at,
-        attempt.duration_seconds,
-        attempt.outcome,
-        attempt.status_code,
-        attempt.error,
-    )
-    disabled = await _count_outcome(connection, endpoint_id, attempt, disable_after)
+    await _log_attempt(connection, attempt)
+    disabled = False
+    if attempt.outcome == "delivered":
+        await connection.execute(
+            "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1", endpoint_id
+        )
+    elif attempt.error != EXPIRED:
+        disabled = await _count_failure(connection, endpoint_id, disable_after)
     delivery = await connection.fetchrow(SELECT_DELIVERY + " WHERE d.id = $1", attempt.delivery_id)
     assert delivery is not None  # updated above, in this transaction
     return AttemptResult(delivery=delivery_from_row(delivery), endpoint_disabled=disabled)
@@ -279,17 +275,22 @@ async def webhook_stats(db: Executor) -> WebhookStats:
     )
 
 
-async def _count_outcome(
-    connection: Connection, endpoint_id: str, attempt: WebhookAttempt, disable_after: int
-) -> bool:
-    """Reset or grow the endpoint's consecutive failures; True when this attempt disabled it."""
-    if attempt.outcome == "delivered":
-        await connection.execute(
-            "UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1", endpoint_id
-        )
-        return False
-    if attempt.error == EXPIRED:
-        return False
+async def _log_attempt(connection: Connection, attempt: WebhookAttempt) -> None:
+    await connection.execute(
+        f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        attempt.delivery_id,
+        attempt.attempt,
+        attempt.started_at,
+        attempt.duration_seconds,
+        attempt.outcome,
+        attempt.status_code,
+        attempt.error,
+    )
+
+
+async def _count_failure(connection: Connection, endpoint_id: str, disable_after: int) -> bool:
+    """One more consecutive failure; whether the endpoint was disabled by it."""
     state = await connection.fetchrow(
         "SELECT status, consecutive_failures FROM webhook_endpoints WHERE id = $1 FOR UPDATE",
         endpoint_id,
