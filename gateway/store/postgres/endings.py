@@ -27,7 +27,7 @@ from gateway.domain.outcomes import (
     unknown_resolution_end,
 )
 from gateway.store.postgres.assets import add_references
-from gateway.store.postgres.idempotency import forget_idempotency_keys
+from gateway.store.postgres.idempotency import forget_idempotency_key
 from gateway.store.postgres.money import apply_settlement
 from gateway.store.postgres.rows import (
     JOB_COLUMNS,
@@ -110,10 +110,10 @@ async def fail_job(
     condition, parameters = (
         (" AND lease_owner = $8", (owner,)) if owner else (" AND status = 'submitting'", ())
     )
-    job = await end_leader(connection, job_id, end, condition, parameters)
+    job = await _end_leader(connection, job_id, end, condition, parameters)
     if job is None:
         return None
-    followers = await fail_followers(connection, job.id, follower_failure(end))
+    followers = await _fail_followers(connection, job.id, follower_failure(end))
     ending = failure(job, followers, charge=charge, rejected=rejected, now=now)
     await apply_ending(connection, job, ending, now)
     return await reread(connection, job_id)
@@ -135,10 +135,10 @@ async def resolve_unknown(
         charge=charge, actor=actor, reason=reason, now=now, message=message
     )
     condition = " AND status = 'submit_unknown'"
-    job = await end_leader(connection, job_id, end, condition, (), chain_json)
+    job = await _end_leader(connection, job_id, end, condition, (), chain_json)
     if job is None:
         return None
-    followers = await fail_followers(connection, job.id, follower_failure(end))
+    followers = await _fail_followers(connection, job.id, follower_failure(end))
     ending = unknown_resolution(
         job, followers, charge=charge, amount=amount, actor=actor, reason=reason, now=now
     )
@@ -161,7 +161,7 @@ async def attach_upstream_id(db: Executor, job_id: str, upstream_id: str, now: f
     return job_or_none(row)
 
 
-async def end_leader(
+async def _end_leader(
     connection: Connection,
     job_id: str,
     end: LeaderEnd,
@@ -209,7 +209,7 @@ async def _complete_followers(
     return [(row[0], row[1] is not None) for row in rows]
 
 
-async def fail_followers(connection: Connection, leader_id: str, end: FollowerEnd) -> list[str]:
+async def _fail_followers(connection: Connection, leader_id: str, end: FollowerEnd) -> list[str]:
     """Fail the videos that joined ``leader_id`` with its error; their ids."""
     rows = await connection.fetch(
         "UPDATE jobs SET status = $2, error_code = $3, error_message = $4, completed_at = $5,"  # noqa: S608 - constant lists
@@ -233,7 +233,7 @@ async def apply_ending(
     await add_references(connection, files, int(now))
     await apply_settlement(connection, ending.settle)
     if ending.forget_idempotency:
-        await forget_idempotency_keys(connection, job.id)
+        await forget_idempotency_key(connection, job.id)
     await _update_entry(connection, job, ending)
 
 

@@ -51,7 +51,7 @@ async def bind_idempotency_key(
     raise IdempotencyKeyTaken(IdempotencyRecord(*row))
 
 
-async def forget_idempotency_keys(connection: Connection, job_id: str) -> None:
+async def forget_idempotency_key(connection: Connection, job_id: str) -> None:
     """Forget the keys bound to ``job_id`` (a rejected submit: a retry may try again)."""
     await connection.execute("DELETE FROM idempotency_keys WHERE job_id = $1", job_id)
 
