@@ -240,9 +240,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "revoked-key-admitted-postgresql",
-        "gateway/store/postgres_admission.py",
-        """            if revoked is None or revoked[0] is not None:""",
-        """            if revoked is None:""",
+        "gateway/store/postgres/admission.py",
+        """    if revoked is None or revoked[0] is not None:""",
+        """    if revoked is None:""",
         ("tests/e2e/test_revocation.py",),
         "a replica whose key cache is stale admits paid jobs for a revoked key",
     ),

@@ -101,11 +101,6 @@ MAX_FUNCTION_LINES = 50
 ROOT = PACKAGE.parent
 
 
-# The PostgreSQL adapter's flat modules (gateway/store/postgres*.py) join the check when its
-# package lands (issue #12); the SQLite package and the shared store modules are checked.
-def not_yet_checked(path: Path) -> bool:
-    return path.parent == PACKAGE / "store" and path.name.startswith("postgres")
-
 
 def function_lengths(path: Path, root: Path = ROOT) -> dict[str, int]:
     """Lines of every function and method in ``path``, from its ``def`` line to its last line
@@ -120,10 +115,10 @@ def function_lengths(path: Path, root: Path = ROOT) -> dict[str, int]:
 
 
 def checked_sources() -> list[Path]:
-    """``gateway/`` (but the flat PostgreSQL modules, for now), ``bench/`` and ``scripts/``."""
+    """``gateway/`` (both store adapter packages included), ``bench/`` and ``scripts/``."""
     paths = [*PACKAGE.rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
     paths += (ROOT / "scripts").rglob("*.py")
-    return sorted(p for p in paths if not not_yet_checked(p))
+    return sorted(paths)
 
 
 def test_functions_stay_short():
