@@ -90,6 +90,12 @@ def gives_up(created_at: float, next_attempt_at: float, max_age_seconds: float) 
     return next_attempt_at > created_at + max_age_seconds
 
 
+def disables(status: str, failures: int, disable_after: int) -> bool:
+    """True when an enabled endpoint's ``failures`` in a row (this one counted) reach
+    ``disable_after``: it is disabled, and its deliveries wait until it is enabled again."""
+    return status == "enabled" and failures >= disable_after
+
+
 def check_event_types(values: object, *, param: str = "event_types") -> tuple[str, ...]:
     """The requested event types, deduplicated in our order; only the ones we emit."""
     if not isinstance(values, list) or not values:

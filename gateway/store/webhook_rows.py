@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.store.webhook_records import (
+    DeliveryStatus,
     EndpointStatus,
     WebhookAttempt,
     WebhookDelivery,
@@ -29,6 +30,12 @@ SELECT_DELIVERY = (
     " JOIN webhook_events ev ON ev.id = d.event_id"
 )
 ATTEMPT_COLUMNS = "delivery_id, attempt, started_at, duration_seconds, outcome, status_code, error"
+# What a delivery becomes after an attempt with this outcome.
+_DELIVERY_AFTER: dict[str, DeliveryStatus] = {
+    "delivered": "delivered",
+    "retry": "pending",
+    "failed": "failed",
+}
 
 
 def endpoint_from_row(row: Iterable[Any]) -> WebhookEndpoint:
@@ -45,6 +52,34 @@ def delivery_from_row(row: Iterable[Any]) -> WebhookDelivery:
 
 def attempt_from_row(row: Iterable[Any]) -> WebhookAttempt:
     return WebhookAttempt(*list(row))
+
+
+def attempt_row(attempt: WebhookAttempt) -> tuple[Any, ...]:
+    """The attempt's row, in ``ATTEMPT_COLUMNS`` order."""
+    return (
+        attempt.delivery_id,
+        attempt.attempt,
+        attempt.started_at,
+        attempt.duration_seconds,
+        attempt.outcome,
+        attempt.status_code,
+        attempt.error,
+    )
+
+
+def delivery_after(
+    attempt: WebhookAttempt, next_attempt_at: float | None
+) -> tuple[DeliveryStatus, float | None, float | None]:
+    """The delivery's status, next attempt time and delivery time after ``attempt``, for both
+    adapters: a retry stays pending until ``next_attempt_at``; a delivered one records when the
+    receiver's answer arrived."""
+    status = _DELIVERY_AFTER[attempt.outcome]
+    finished_at = attempt.started_at + attempt.duration_seconds
+    return (
+        status,
+        next_attempt_at if status == "pending" else None,
+        finished_at if status == "delivered" else None,
+    )
 
 
 def endpoint_row(endpoint: WebhookEndpoint) -> tuple[Any, ...]:

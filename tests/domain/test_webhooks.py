@@ -14,6 +14,7 @@ from standardwebhooks import Webhook
 from gateway.domain.webhooks import (
     check_event_types,
     check_url_shape,
+    disables,
     encode_secret,
     event_body,
     gives_up,
@@ -91,3 +92,18 @@ def test_input_checks_name_the_field() -> None:
     for url in ("ftp://x.example/", "/relative", "https://u:p@x.example/", "", 5, "x" * 3000):
         with pytest.raises(InvalidRequest):
             check_url_shape(url)
+
+
+@pytest.mark.parametrize(
+    ("status", "failures", "disable_after", "disabled"),
+    [
+        ("enabled", 4, 5, False),
+        ("enabled", 5, 5, True),
+        ("enabled", 6, 5, True),
+        ("disabled", 9, 5, False),  # already disabled: not disabled (and announced) again
+    ],
+)
+def test_an_endpoint_is_disabled_when_its_failures_reach_the_limit(
+    status: str, failures: int, disable_after: int, disabled: bool
+) -> None:
+    assert disables(status, failures, disable_after) is disabled

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from gateway.domain.webhooks import event_body
+from gateway.domain.webhooks import disables, event_body
 from gateway.ids import new_id
 from gateway.store.postgres.database import raise_translated
 from gateway.store.postgres.rows import changed_one
@@ -33,6 +33,8 @@ from gateway.store.webhook_rows import (
     SELECT_DELIVERY,
     SELECT_ENDPOINT,
     attempt_from_row,
+    attempt_row,
+    delivery_after,
     delivery_from_row,
     endpoint_changes,
     endpoint_from_row,
@@ -191,16 +193,15 @@ async def record_attempt(
     next_attempt_at: float | None,
     disable_after: int,
 ) -> AttemptResult | None:
-    status = {"delivered": "delivered", "retry": "pending", "failed": "failed"}[attempt.outcome]
-    finished_at = attempt.started_at + attempt.duration_seconds
+    status, next_at, delivered_at = delivery_after(attempt, next_attempt_at)
     row = await connection.fetchrow(
         "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,"
         " next_attempt_at = $2, delivered_at = $3, last_status_code = $4,"
         " last_error = $5, lease_owner = NULL, locked_until = NULL"
         " WHERE id = $6 AND lease_owner = $7 AND status = 'pending' RETURNING endpoint_id",
         status,
-        next_attempt_at if status == "pending" else None,
-        finished_at if status == "delivered" else None,
+        next_at,
+        delivered_at,
         attempt.status_code,
         attempt.error,
         attempt.delivery_id,
@@ -279,13 +280,7 @@ async def _log_attempt(connection: Connection, attempt: WebhookAttempt) -> None:
     await connection.execute(
         f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS})"  # noqa: S608
         " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        attempt.delivery_id,
-        attempt.attempt,
-        attempt.started_at,
-        attempt.duration_seconds,
-        attempt.outcome,
-        attempt.status_code,
-        attempt.error,
+        *attempt_row(attempt),
     )
 
 
@@ -297,7 +292,7 @@ async def _count_failure(connection: Connection, endpoint_id: str, disable_after
     )
     assert state is not None  # deliveries are deleted with their endpoint
     failures = int(state[1]) + 1
-    disabled = state[0] == "enabled" and failures >= disable_after
+    disabled = disables(state[0], failures, disable_after)
     await connection.execute(
         "UPDATE webhook_endpoints SET consecutive_failures = $1,"
         " status = CASE WHEN $2 THEN 'disabled' ELSE status END,"
