@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.store.browsing import JobFilter, LedgerLine
+from gateway.store.listing import check_page
 from gateway.store.postgres.rows import SELECT_JOB, VISIBLE_JOB, job_from_row
 from gateway.store.records import Job
 
@@ -16,8 +17,7 @@ if TYPE_CHECKING:
 async def find_jobs(
     db: Executor, where: JobFilter, *, before: str | None, limit: int
 ) -> tuple[list[Job], bool]:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+    check_page(limit)
     clauses = [VISIBLE_JOB]
     parameters: list[Any] = []
 

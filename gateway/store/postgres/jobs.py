@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from gateway.store.listing import list_select
+from gateway.store.listing import check_page, list_select
 from gateway.store.postgres.assets import release_assets
 from gateway.store.postgres.database import raise_translated
 from gateway.store.postgres.rows import (
@@ -86,10 +86,7 @@ async def update_job_where(
 async def list_jobs(
     db: Executor, team_id: str, *, after: str | None, limit: int, order: Order
 ) -> tuple[list[Job], bool]:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    if order not in ("asc", "desc"):
-        raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+    check_page(limit, order)
     sql = f"{_LIST_JOBS} WHERE team_id = $1 AND {VISIBLE_JOB}"
     parameters: list[Any] = [team_id, limit + 1]
     if after is not None:  # a range on the (team_id, id) index, not a filter
