@@ -54,7 +54,7 @@ def check_postgres_url(url: str) -> str:
     return url
 
 
-async def open_pool(url: str, *, pool_min_size: int, pool_max_size: int) -> Pool:
+async def open_pool(url: str, pool_min_size: int, pool_max_size: int) -> Pool:
     """A pool of ``pool_min_size`` to ``pool_max_size`` connections to ``url``.
 
     Query parameters asyncpg does not know become server settings, e.g.

@@ -48,7 +48,6 @@ _FOLLOWERS = f"leader_id = $1 AND cache_result = 'coalesced' AND status NOT IN {
 async def complete_job(
     connection: Connection,
     job_id: str,
-    *,
     owner: str,
     changes: JobChanges,
     video: Asset | None,
@@ -98,7 +97,6 @@ async def _complete_leader(
 async def fail_job(
     connection: Connection,
     job_id: str,
-    *,
     owner: str | None,
     code: str,
     message: str,
@@ -122,7 +120,6 @@ async def fail_job(
 async def resolve_unknown(
     connection: Connection,
     job_id: str,
-    *,
     charge: bool,
     actor: str,
     reason: str,

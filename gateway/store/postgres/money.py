@@ -171,7 +171,6 @@ async def apply_settlement(connection: Connection, decided: Settlement | None) -
 async def charge_part(
     connection: Connection,
     job_id: str,
-    *,
     owner: str,
     amount: int,
     changes: JobChanges,

@@ -11,9 +11,9 @@ as one process on SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, Self, TypeVar
 
 from gateway.domain.budgets import BudgetLine, Scope, ScopeRef, Window
 from gateway.domain.media import MediaFacts
@@ -63,6 +63,9 @@ from gateway.store.webhook_records import (
 if TYPE_CHECKING:
     from gateway.store.postgres.database import Connection, Pool
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class PostgresStore:
     """``Store`` on one PostgreSQL database; safe for concurrent callers, pools and replicas."""
@@ -81,13 +84,20 @@ class PostgresStore:
         pool_max_size: int = database.DEFAULT_POOL_MAX_SIZE,
     ) -> Self:
         """Connect a pool of ``pool_min_size`` to ``pool_max_size`` connections to ``url``."""
-        pool = await database.open_pool(
-            url, pool_min_size=pool_min_size, pool_max_size=pool_max_size
-        )
-        return cls(pool)
+        return cls(await database.open_pool(url, pool_min_size, pool_max_size))
 
     def _transaction(self) -> AbstractAsyncContextManager[Connection]:
         return database.transaction(self._pool)
+
+    async def _in_transaction(
+        self,
+        fn: Callable[Concatenate[Connection, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``fn(connection, ...)`` in one transaction, committed when it returns."""
+        async with self._transaction() as connection:
+            return await fn(connection, *args, **kwargs)
 
     # -- SchemaStore ----------------------------------------------------------------------
 
@@ -157,8 +167,7 @@ class PostgresStore:
         return await jobs.list_jobs(self._pool, team_id, after=after, limit=limit, order=order)
 
     async def delete_job(self, job_id: str, team_id: str, now: int) -> Deletion | None:
-        async with self._transaction() as connection:
-            return await jobs.delete_job(connection, job_id, team_id, now)
+        return await self._in_transaction(jobs.delete_job, job_id, team_id, now)
 
     # -- JobStore: leases -------------------------------------------------------------------
 
@@ -195,16 +204,8 @@ class PostgresStore:
         last_frame: Asset | None,
         charge: int | None = None,
     ) -> Job | None:
-        async with self._transaction() as c:
-            return await endings.complete_job(
-                c,
-                job_id,
-                owner=owner,
-                changes=changes,
-                video=video,
-                last_frame=last_frame,
-                charge=charge,
-            )
+        settle = (owner, changes, video, last_frame, charge)
+        return await self._in_transaction(endings.complete_job, job_id, *settle)
 
     async def fail_job(
         self,
@@ -217,17 +218,8 @@ class PostgresStore:
         rejected: bool = False,
         charge: int | None = None,
     ) -> Job | None:
-        async with self._transaction() as c:
-            return await endings.fail_job(
-                c,
-                job_id,
-                owner=owner,
-                code=code,
-                message=message,
-                now=now,
-                rejected=rejected,
-                charge=charge,
-            )
+        failure = (owner, code, message, now, rejected, charge)
+        return await self._in_transaction(endings.fail_job, job_id, *failure)
 
     async def resolve_unknown(
         self,
@@ -241,18 +233,8 @@ class PostgresStore:
         chain_json: str | None = None,
         message: str | None = None,
     ) -> Job | None:
-        async with self._transaction() as c:
-            return await endings.resolve_unknown(
-                c,
-                job_id,
-                charge=charge,
-                actor=actor,
-                reason=reason,
-                now=now,
-                amount=amount,
-                chain_json=chain_json,
-                message=message,
-            )
+        settle = (charge, actor, reason, now, amount, chain_json, message)
+        return await self._in_transaction(endings.resolve_unknown, job_id, *settle)
 
     async def attach_upstream_id(self, job_id: str, upstream_id: str, now: float) -> Job | None:
         return await endings.attach_upstream_id(self._pool, job_id, upstream_id, now)
@@ -269,22 +251,18 @@ class PostgresStore:
         return await assets.known_assets(self._pool, keys)
 
     async def attach_media(self, job_id: str, media: Sequence[Asset], now: int) -> None:
-        async with self._transaction() as connection:
-            await assets.attach_media(connection, job_id, media, now)
+        await self._in_transaction(assets.attach_media, job_id, media, now)
 
     async def expire_jobs(self, now: int, limit: int) -> list[Deletion]:
-        async with self._transaction() as connection:
-            return await assets.expire_jobs(connection, now, limit)
+        return await self._in_transaction(assets.expire_jobs, now, limit)
 
     async def purge_ended_jobs(self, before: int, limit: int) -> list[Deletion]:
-        async with self._transaction() as connection:
-            return await assets.purge_ended_jobs(connection, before, limit)
+        return await self._in_transaction(assets.purge_ended_jobs, before, limit)
 
     # -- MoneyStore -------------------------------------------------------------------------
 
     async def admit_job(self, plan: AdmissionPlan) -> Admission:
-        async with self._transaction() as connection:
-            return await admission.admit_job(connection, plan)
+        return await self._in_transaction(admission.admit_job, plan)
 
     async def budget_lines(self, scopes: tuple[ScopeRef, ...], now: float) -> list[BudgetLine]:
         return await money.lines_for(self._pool, scopes, now)
@@ -303,10 +281,8 @@ class PostgresStore:
     async def charge_part(
         self, job_id: str, *, owner: str, amount: int, changes: JobChanges, now: float
     ) -> Job | None:
-        async with self._transaction() as c:
-            return await money.charge_part(
-                c, job_id, owner=owner, amount=amount, changes=changes, now=now
-            )
+        charge = (owner, amount, changes, now)
+        return await self._in_transaction(money.charge_part, job_id, *charge)
 
     async def set_traffic_limit(self, limit: TrafficLimit, now: int) -> TrafficLimit:
         return await traffic.set_traffic_limit(self._pool, limit, now)
@@ -384,16 +360,8 @@ class PostgresStore:
         status: EndpointStatus | None = None,
         disabled_reason: str | None = None,
     ) -> WebhookEndpoint | None:
-        return await webhooks.update_endpoint(
-            self._pool,
-            endpoint_id,
-            now=now,
-            name=name,
-            url=url,
-            event_types=event_types,
-            status=status,
-            disabled_reason=disabled_reason,
-        )
+        fields = (name, url, event_types, status, disabled_reason)
+        return await webhooks.update_endpoint(self._pool, endpoint_id, now, *fields)
 
     async def replace_secret(
         self,
@@ -405,15 +373,8 @@ class PostgresStore:
         previous_sealed: str | None,
         previous_expires_at: float | None,
     ) -> WebhookEndpoint | None:
-        return await webhooks.replace_secret(
-            self._pool,
-            endpoint_id,
-            sealed=sealed,
-            hint=hint,
-            now=now,
-            previous_sealed=previous_sealed,
-            previous_expires_at=previous_expires_at,
-        )
+        secret = (sealed, hint, now, previous_sealed, previous_expires_at)
+        return await webhooks.replace_secret(self._pool, endpoint_id, *secret)
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         return await webhooks.delete_endpoint(self._pool, endpoint_id)
@@ -421,15 +382,8 @@ class PostgresStore:
     async def claim_deliveries(
         self, *, owner: str, now: float, lease_seconds: float, limit: int, per_endpoint: int
     ) -> list[WebhookDelivery]:
-        async with self._transaction() as c:
-            return await webhooks.claim_deliveries(
-                c,
-                owner=owner,
-                now=now,
-                lease_seconds=lease_seconds,
-                limit=limit,
-                per_endpoint=per_endpoint,
-            )
+        claim = (owner, now, lease_seconds, limit, per_endpoint)
+        return await self._in_transaction(webhooks.claim_deliveries, *claim)
 
     async def record_attempt(
         self,
@@ -439,14 +393,8 @@ class PostgresStore:
         next_attempt_at: float | None,
         disable_after: int,
     ) -> AttemptResult | None:
-        async with self._transaction() as c:
-            return await webhooks.record_attempt(
-                c,
-                attempt,
-                owner=owner,
-                next_attempt_at=next_attempt_at,
-                disable_after=disable_after,
-            )
+        record = (owner, next_attempt_at, disable_after)
+        return await self._in_transaction(webhooks.record_attempt, attempt, *record)
 
     async def list_deliveries(
         self, endpoint_id: str, *, limit: int = 100

@@ -93,7 +93,6 @@ async def count_endpoints(db: Executor, team_id: str) -> int:
 async def update_endpoint(
     db: Executor,
     endpoint_id: str,
-    *,
     now: int,
     name: str | None = None,
     url: str | None = None,
@@ -123,7 +122,6 @@ async def update_endpoint(
 async def replace_secret(
     db: Executor,
     endpoint_id: str,
-    *,
     sealed: str,
     hint: str,
     now: int,
@@ -151,7 +149,6 @@ async def delete_endpoint(db: Executor, endpoint_id: str) -> bool:
 
 async def claim_deliveries(
     connection: Connection,
-    *,
     owner: str,
     now: float,
     lease_seconds: float,
@@ -188,7 +185,6 @@ async def claim_deliveries(
 async def record_attempt(
     connection: Connection,
     attempt: WebhookAttempt,
-    *,
     owner: str,
     next_attempt_at: float | None,
     disable_after: int,
