@@ -5,6 +5,7 @@ each with its own connection pool) work on one database at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -16,7 +17,15 @@ import pytest
 
 from gateway.domain.budgets import ORG_ID, ScopeRef, scopes_for
 from gateway.errors import BudgetExceeded
-from gateway.store.base import Admission, ApiKey, BudgetLimit, Job, Store
+from gateway.store.base import (
+    Admission,
+    ApiKey,
+    BudgetLimit,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Job,
+    Store,
+)
 from gateway.store.migrations import Migration, latest_version, load_migrations
 from gateway.store.opening import open_store
 from gateway.store.postgres import PostgresStore
@@ -383,4 +392,34 @@ async def test_completion_and_failure_of_one_job_settle_it_once(replicas: list[S
             replicas[2].fail_job(job.id, owner="runner", code="x", message="x", now=T),
         )
         assert (completed is None) != (failed is None)
+    assert await replicas[0].audit() == []
+
+
+async def test_concurrent_renewals_of_an_expired_idempotency_key_bind_it_once(
+    replicas: list[Store],
+) -> None:
+    """The stored binding has expired: of many admissions replacing it at once (row lock, then
+    ``domain/idempotency.binding``), one binds and the others find its new binding live."""
+    key = await add_key(replicas[0], "acme")
+    old = plan(key)
+    expired = IdempotencyRecord(key.id, "order", "f" * 64, old.job.id, T, T + 10)
+    await replicas[0].admit_job(dataclasses.replace(old, idempotency=expired))
+
+    async def renew(n: int) -> str:
+        candidate = plan(key, now=T + 20 + n * 0.001)
+        record = IdempotencyRecord(
+            key.id, "order", "e" * 64, candidate.job.id, candidate.now, candidate.now + 3600
+        )
+        try:
+            await replicas[n % REPLICAS].admit_job(
+                dataclasses.replace(candidate, idempotency=record)
+            )
+        except IdempotencyKeyTaken as taken:
+            return taken.record.job_id
+        return candidate.job.id
+
+    bound = await asyncio.gather(*(renew(n) for n in range(12)))
+    assert len(set(bound)) == 1 and bound[0] != old.job.id
+    live = await replicas[0].idempotency_record(key.id, "order", T + 30)
+    assert live is not None and live.job_id == bound[0]
     assert await replicas[0].audit() == []
