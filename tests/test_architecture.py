@@ -101,7 +101,6 @@ MAX_FUNCTION_LINES = 50
 ROOT = PACKAGE.parent
 
 
-
 def function_lengths(path: Path, root: Path = ROOT) -> dict[str, int]:
     """Lines of every function and method in ``path``, from its ``def`` line to its last line
     (decorators left out, the docstring counted), by ``file::name`` (the longest of a name)."""

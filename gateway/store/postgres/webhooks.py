@@ -307,10 +307,9 @@ async def _count_failure(connection: Connection, endpoint_id: str, disable_after
 async def emit_video_events(
     connection: Connection, event_type: str, job_ids: Sequence[str], now: float
 ) -> None:
-    """Queue ``event_type`` for each of ``job_ids`` (those the decision core announces: see
-    ``Ending.notify``; a deleted video is told nothing) to every endpoint of its team subscribed
-    to it, in the caller's transaction: the event exists exactly when the state it announces
-    was committed. Disabled endpoints queue too, for when they come back."""
+    """The outbox: ``event_type`` for each of ``job_ids`` (``Ending.notify``'s; not deleted
+    ones) to each subscribed endpoint of its team, written in the caller's transaction, so it
+    exists exactly when the ending it announces committed (disabled endpoints queue too)."""
     for job_id in job_ids:
         endpoints = await connection.fetch(
             "SELECT e.id, j.team_id FROM jobs j JOIN webhook_endpoints e ON e.team_id = j.team_id"
