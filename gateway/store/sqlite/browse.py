@@ -8,14 +8,14 @@ from typing import Any
 
 from gateway.store.base import Job
 from gateway.store.browsing import JobFilter, LedgerLine
+from gateway.store.listing import check_page
 from gateway.store.sqlite.rows import SELECT_JOB, VISIBLE_JOB, fetchall, job_from_row
 
 
 def find_jobs(
     connection: sqlite3.Connection, where: JobFilter, before: str | None, limit: int
 ) -> tuple[list[Job], bool]:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+    check_page(limit)
     clauses = [VISIBLE_JOB]
     parameters: list[Any] = []
     for column, value in (

@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from gateway.store.base import Deletion, Job, JobChanges, Order
+from gateway.store.listing import check_page
 from gateway.store.sqlite.assets import release_assets
 from gateway.store.sqlite.database import raise_translated
 from gateway.store.sqlite.rows import (
@@ -80,10 +81,7 @@ def update_job_if_status(
 def list_jobs(
     connection: sqlite3.Connection, team_id: str, after: str | None, limit: int, order: Order
 ) -> tuple[list[Job], bool]:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
-    if order not in ("asc", "desc"):
-        raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+    check_page(limit, order)
     sql = f"{LIST_JOBS} WHERE team_id = ? AND {VISIBLE_JOB}"
     parameters: list[Any] = [team_id]
     if after is not None:

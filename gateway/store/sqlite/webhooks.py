@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.domain.webhooks import event_body
+from gateway.domain.webhooks import disables, event_body
 from gateway.ids import new_id
 from gateway.store.sqlite.database import raise_translated
 from gateway.store.sqlite.rows import fetchall, fetchone
@@ -31,6 +31,8 @@ from gateway.store.webhook_rows import (
     SELECT_DELIVERY,
     SELECT_ENDPOINT,
     attempt_from_row,
+    attempt_row,
+    delivery_after,
     delivery_from_row,
     endpoint_changes,
     endpoint_from_row,
@@ -250,8 +252,7 @@ def record_attempt(
     next_attempt_at: float | None,
     disable_after: int,
 ) -> AttemptResult | None:
-    status = {"delivered": "delivered", "retry": "pending", "failed": "failed"}[attempt.outcome]
-    finished_at = attempt.started_at + attempt.duration_seconds
+    status, next_at, delivered_at = delivery_after(attempt, next_attempt_at)
     row = fetchone(
         connection,
         "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
@@ -260,8 +261,8 @@ def record_attempt(
         " WHERE id = ? AND lease_owner = ? AND status = 'pending' RETURNING endpoint_id",
         (
             status,
-            next_attempt_at if status == "pending" else None,
-            finished_at if status == "delivered" else None,
+            next_at,
+            delivered_at,
             attempt.status_code,
             attempt.error,
             attempt.delivery_id,
@@ -287,15 +288,7 @@ def record_attempt(
 def _log_attempt(connection: sqlite3.Connection, attempt: WebhookAttempt) -> None:
     connection.execute(
         f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-        (
-            attempt.delivery_id,
-            attempt.attempt,
-            attempt.started_at,
-            attempt.duration_seconds,
-            attempt.outcome,
-            attempt.status_code,
-            attempt.error,
-        ),
+        attempt_row(attempt),
     )
 
 
@@ -308,7 +301,7 @@ def _count_failure(connection: sqlite3.Connection, endpoint_id: str, disable_aft
     )
     assert state is not None  # deliveries are deleted with their endpoint
     failures = int(state[1]) + 1
-    disabled = state[0] == "enabled" and failures >= disable_after
+    disabled = disables(state[0], failures, disable_after)
     connection.execute(
         "UPDATE webhook_endpoints SET consecutive_failures = ?,"
         " status = CASE WHEN ? THEN 'disabled' ELSE status END,"
