@@ -180,7 +180,8 @@ class PostgresRowLocks:
     up to the ``lock_timeout`` its database URL sets, then fails ``LockNotAvailableError``.
     asyncpg on a private loop, used by one thread at a time (the upstream's, the test's)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, table: str = "jobs") -> None:
+        self._table = table
         self._loop = asyncio.new_event_loop()
         self._turn = threading.Lock()
         self._connection: asyncpg.Connection[Any] = self._run(asyncpg.connect(url))
@@ -194,7 +195,7 @@ class PostgresRowLocks:
     def hold(self) -> None:
         async def hold() -> list[str]:
             await self._transaction.start()
-            rows = await self._connection.fetch("SELECT id FROM jobs FOR UPDATE")
+            rows = await self._connection.fetch(f"SELECT id FROM {self._table} FOR UPDATE")
             return [row["id"] for row in rows]
 
         self.locked = self._run(hold())
@@ -301,3 +302,40 @@ def test_without_a_lock_timeout_postgresql_waits_for_the_lock_and_records(
         assert len(upstream.created) == 1
         assert team_lines(gateway, "team-waiting") == (0, PRICE)
         assert gateway.admin("GET", "/admin/jobs/unknown").json()["data"] == []
+
+
+def test_a_lock_held_past_the_wait_bound_at_admission_answers_503_and_admits_nothing(
+    gateway_factory: Any, database: dict[str, Any], tmp_path: Any
+) -> None:
+    """Another connection holds what admission must lock (SQLite: the file's write lock, waited
+    for ``busy_timeout``; PostgreSQL: the calling key's row, waited for the URL's
+    ``lock_timeout``): the create answers 503 ``service_unavailable`` on both stores — a lock
+    wait is a brief outage, retried by the SDK — and nothing was admitted, sent or reserved."""
+    holder: SqliteWriteLock | PostgresRowLocks
+    if database:
+        url = database["database"]["url"]
+        holder = PostgresRowLocks(url, table="api_keys")
+        database = {"database": {"url": f"{url}&lock_timeout=1000"}}
+    else:
+        holder = SqliteWriteLock(tmp_path / "gateway.db")
+    with LostAnswerUpstream("answer") as upstream:
+        gateway = start(gateway_factory, upstream.url, database, **SLOW_ANSWER)
+        key = gateway.new_key("team-waiting")
+        holder.hold()
+        try:
+            answer = gateway.http.post(
+                "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=120
+            )
+        finally:
+            holder.release()
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "service_unavailable"
+        assert "asyncpg" not in answer.text and "sqlite" not in answer.text.lower()
+        assert upstream.created == []
+        assert team_lines(gateway, "team-waiting") == (0, 0)
+        # The lock gone, the same request is admitted.
+        retried = gateway.http.post(
+            "/v1/videos", json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=120
+        )
+        assert retried.status_code == 200, retried.text
+        assert len(upstream.created) == 1

@@ -31,11 +31,14 @@ if TYPE_CHECKING:
     Executor: TypeAlias = Pool | Connection
 
 # asyncpg's exceptions for a database that is briefly unavailable (the store's outage_errors).
+# A lock not granted within the URL's ``lock_timeout`` is one too, as SQLite's "database is
+# locked" after ``busy_timeout`` is: the transaction rolled back, a retry can succeed.
 OUTAGE_ERRORS: OutageTypes = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
+    asyncpg.LockNotAvailableError,
 )
 DIALECT = "postgresql"
 _SCHEMES = ("postgresql", "postgres")
