@@ -46,23 +46,10 @@ class LostAnswerUpstream:
 
     def _handle(self, connection: socket.socket) -> None:
         with connection:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            while len(body) < length:
-                chunk = connection.recv(65536)
-                if not chunk:
-                    return
-                body += chunk
+            request = _read_request(connection)
+            if request is None:
+                return
+            head, body = request
             if not head.startswith(b"POST "):
                 _answer_queued(connection)  # a poll of the job: it is still queued
                 return
