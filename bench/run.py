@@ -348,23 +348,7 @@ def measure_all(
     persistence = Persistence()
     try:
         fixtures = prepare_fixtures(deploy, workload, workdir, persistence)
-        servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
-        quiet = Quiescence(
-            gateway_database(workdir) if gateway else None,
-            [p for p in servers if isinstance(p, ServerProcess)],
-            workload.upstream_counters,
-            log,
-        )
-        log(f"settled after setup in {quiet.wait():.1f} s")
-        runner = ScenarioRunner(
-            runs=args.runs,
-            seconds=args.duration,
-            warmup_seconds=args.warmup,
-            load_prefix=pinning.load_prefix(),
-            counters=workload.upstream_counters,
-            settle=quiet.wait,
-            log=log,
-        )
+        runner = settled_runner(args, deploy, workload, workdir, pinning, "setup")
         builder = ScenarioBuilder(deploy, fixtures)
         outcomes = [_measure(runner, s) for s in builder.reads()]
         log(f"download: {DOWNLOAD_BYTES // 2**20} MiB per target")
@@ -373,6 +357,36 @@ def measure_all(
     finally:
         workload.close()
     return outcomes, downloads, persistence
+
+
+def settled_runner(
+    args: argparse.Namespace,
+    deploy: Deployment,
+    workload: Workload,
+    workdir: Path,
+    pinning: Pinning,
+    setup: str,
+) -> ScenarioRunner:
+    """Wait until the setup's background work is done, then a runner that waits the same way
+    between runs (``setup`` names what was set up, for the log line)."""
+    gateway_db = gateway_database(workdir) if isinstance(deploy.gateway, ServerProcess) else None
+    servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
+    quiet = Quiescence(
+        gateway_db,
+        [p for p in servers if isinstance(p, ServerProcess)],
+        workload.upstream_counters,
+        log,
+    )
+    log(f"settled after {setup} in {quiet.wait():.1f} s")
+    return ScenarioRunner(
+        runs=args.runs,
+        seconds=args.duration,
+        warmup_seconds=args.warmup,
+        load_prefix=pinning.load_prefix(),
+        counters=workload.upstream_counters,
+        settle=quiet.wait,
+        log=log,
+    )
 
 
 def baseline_fixtures(deploy: Deployment, workload: Workload, workdir: Path) -> Fixtures:
@@ -414,23 +428,7 @@ def measure_baseline(
     )
     try:
         fixtures = baseline_fixtures(deploy, workload, workdir)
-        servers = [deploy.sandbox, deploy.gateway, deploy.nginx]
-        quiet = Quiescence(
-            gateway_database(workdir) if gateway else None,
-            [p for p in servers if isinstance(p, ServerProcess)],
-            workload.upstream_counters,
-            log,
-        )
-        log(f"settled after baseline setup in {quiet.wait():.1f} s")
-        runner = ScenarioRunner(
-            runs=args.runs,
-            seconds=args.duration,
-            warmup_seconds=args.warmup,
-            load_prefix=pinning.load_prefix(),
-            counters=workload.upstream_counters,
-            settle=quiet.wait,
-            log=log,
-        )
+        runner = settled_runner(args, deploy, workload, workdir, pinning, "baseline setup")
         return [_measure(runner, s) for s in ScenarioBuilder(deploy, fixtures).baseline()]
     finally:
         workload.close()
