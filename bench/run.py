@@ -359,6 +359,11 @@ def measure_all(
     return outcomes, downloads, persistence
 
 
+def plot_link(alt: str, plot: Path | None) -> str:
+    """The README's Markdown for a plot the bench wrote (None: matplotlib is not installed)."""
+    return f"![{alt}](plots/{plot.name})" if plot else "(matplotlib missing: no plot)"
+
+
 def settled_runner(
     args: argparse.Namespace,
     deploy: Deployment,
@@ -557,7 +562,7 @@ def ratio_plot(scenario_figures: list[Any]) -> str:
         path=PLOTS_DIR / "bench.png",
         logy=True,
     )
-    return "![gateway vs nginx](plots/bench.png)" if plot else "(matplotlib missing: no plot)"
+    return plot_link("gateway vs nginx", plot)
 
 
 def replace_block(name: str, text: str) -> None:
@@ -629,10 +634,7 @@ def main_scale(args: argparse.Namespace, notes: list[str]) -> int:
     checks_md = checks_markdown(found)
     rows = to_json(results)
     plot = plot_scale(rows, header[:120], PLOTS_DIR / "scale.png")
-    document = "\n\n".join(
-        [header, scale_table(results), checks_md]
-        + ([f"![scale plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
-    )
+    document = "\n\n".join([header, scale_table(results), checks_md, plot_link("scale plot", plot)])
     publish("scale", {"header": header, "results": rows}, document, args.write_readme)
     return 0
 
@@ -677,10 +679,7 @@ def main_inflight(args: argparse.Namespace, notes: list[str]) -> int:
         path=PLOTS_DIR / "inflight.png",
         hline=(1.0, "1 s target"),
     )
-    document = "\n\n".join(
-        [header, inflight_table(results)]
-        + ([f"![in-flight plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
-    )
+    document = "\n\n".join([header, inflight_table(results), plot_link("in-flight plot", plot)])
     data = {"header": header, "results": to_json(results)}
     publish("inflight", data, document, args.write_readme)
     return 0
@@ -725,10 +724,7 @@ def main_busy(args: argparse.Namespace, notes: list[str]) -> int:
         title=f"idle vs busy ({args.busy_rate:g} creates/s of {args.busy_mib} MiB)",
         path=PLOTS_DIR / "busy.png",
     )
-    document = "\n\n".join(
-        [header, busy_table(results), checks_md]
-        + ([f"![busy plot](plots/{plot.name})"] if plot else ["(matplotlib missing: no plot)"])
-    )
+    document = "\n\n".join([header, busy_table(results), checks_md, plot_link("busy plot", plot)])
     data = {"header": header, "results": [to_json(r) for r in results]}
     publish("busy", data, document, args.write_readme, default=str)
     return 0
